@@ -1,0 +1,75 @@
+"""Test sessions: the core alone, the core with each backend, end to end, and lint.
+
+Run all with ``nox``; one with ``nox -s core``; pass pytest arguments after ``--``.
+Installs are pinned by ``constraints.txt`` (torch 2.13.0, a CPU build) unless PIP_CONSTRAINT
+is set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+CONSTRAINTS = os.environ.get("PIP_CONSTRAINT") or str(ROOT / "constraints.txt")
+BACKENDS = {
+    "dwave": "qslm-backend-dwave",
+    "qiskit": "qslm-backend-qiskit",
+    "azure": "qslm-backend-azure",
+    "unsloth": "qslm-unsloth",
+}
+ALL_PLUGINS = list(BACKENDS.values())
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+
+def install(session: nox.Session, *args: str) -> None:
+    session.install("-c", CONSTRAINTS, *args)
+
+
+def assert_not_installed(session: nox.Session, dists: list[str]) -> None:
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "names = {x.metadata['Name'] for x in m.distributions()}\n"
+        f"found = [d for d in {dists!r} if d in names]\n"
+        "sys.exit(f'installed but must not be: {found}' if found else 0)\n"
+    )
+    session.run("python", "-c", code)
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """qslm-core alone: proves no backend is installed, then runs tests/core."""
+    install(session, "torch==2.13.0")
+    install(session, "./qslm-core", "pytest")
+    assert_not_installed(session, ALL_PLUGINS)
+    session.run("pytest", "tests/core", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("backend", list(BACKENDS))
+def backend(session: nox.Session, backend: str) -> None:
+    """qslm-core plus one backend package, nothing else of qslm; runs tests/<backend>."""
+    install(session, "torch==2.13.0")
+    install(session, "./qslm-core", f"./{BACKENDS[backend]}", "pytest")
+    assert_not_installed(session, [d for d in ALL_PLUGINS if d != BACKENDS[backend]])
+    session.run("pytest", f"tests/{backend}", *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End to end: the quickstart, builds, the CLI contracts and a third-party plugin."""
+    install(session, "torch==2.13.0")
+    install(session, "./qslm-core", "pytest")
+    session.run("pytest", "tests/e2e", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -1,0 +1,190 @@
+"""The ``qslm`` command. Heavy libraries are imported inside commands, never at start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qslm import __version__
+from qslm.errors import QslmError
+
+
+def _debug() -> bool:
+    return os.environ.get("QSLM_DEBUG", "").lower() not in ("", "0", "false", "no")
+
+
+class QslmGroup(click.Group):
+    """Adds plugin commands on first use and shows expected errors without a traceback."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if QslmGroup._plugins_loaded:
+            return
+        QslmGroup._plugins_loaded = True
+        from qslm.plugins import get_plugin_manager
+
+        try:
+            get_plugin_manager().hook.qslm_register_commands(cli=self)
+        except QslmError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QslmError as exc:
+            if _debug():
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=QslmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="qslm")
+def cli() -> None:
+    """qslm: build small language models from pluggable classical, simulated-quantum and
+    quantum-hardware parts, as versioned, evaluated builds.
+
+    \b
+    Start with:  qslm run examples/quickstart/pipeline.toml
+    Environment: QSLM_DISABLE_PLUGINS=a,b  QSLM_STRICT_PLUGINS=1  QSLM_DEBUG=1
+    """
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def plugins(as_json: bool) -> None:
+    """List every registered component and any plugin that failed to load."""
+    from qslm.plugins import get_plugin_manager, get_registry
+
+    registry = get_registry()
+    pm = get_plugin_manager()
+    rows = [spec.as_dict() for spec in registry.all()]
+    loaded = []
+    for name, (dist, version) in registry.plugins.items():
+        plugin = pm.get_plugin(name)
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or []) if plugin else []
+        loaded.append({"kind": "plugin", "name": name, "plugin": name, "distribution": dist,
+                       "version": version, "hooks": hooks})
+    if as_json:
+        failed = [{"kind": "failed", "name": f.name, **f.as_dict()} for f in registry.failed]
+        click.echo(json.dumps(rows + loaded + failed, indent=2))
+        return
+    headers = ("kind", "name", "plugin", "distribution", "version")
+    table = [headers] + [tuple(r[h] for h in headers) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
+    for row in table:
+        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    click.echo("\nplugins:")
+    for p in loaded:
+        hooks = ", ".join(p["hooks"]) or "no hooks"
+        click.echo(f"  {p['name']} ({p['distribution']} {p['version']}): {hooks}")
+    for f in registry.failed:
+        click.echo(f"failed to load: {f.name} ({f.distribution} {f.version}): {f.error}",
+                   err=True)
+
+
+_set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a pipeline key, e.g. --set train.options.max_steps=50 (repeatable).",
+)
+_output_option = click.option(
+    "--output", "-o", type=click.Path(file_okay=False), default=None,
+    help="Folder for builds (default: [pipeline] output, else ./builds).",
+)
+
+
+def _load(pipeline: str, overrides: tuple[str, ...], output: str | None):
+    from qslm.config import load_pipeline
+    from qslm.plugins import get_registry
+
+    registry = get_registry()
+    return load_pipeline(pipeline, registry, overrides=list(overrides), output=output), registry
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@_set_option
+@_output_option
+def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> None:
+    """Resolve every component and option of PIPELINE and print the plan; runs nothing."""
+    from qslm.pipeline import plan
+
+    config, _ = _load(pipeline, overrides, output)
+    out = config.output or Path.cwd() / "builds"
+    click.echo(f"pipeline {config.name!r} (seed {config.seed}) -> {out / config.name}/vN")
+    for entry in plan(config):
+        click.echo(f"  {entry['key']:<22} {entry['name']}  [{entry['distribution']}]")
+        for note in entry["notes"]:
+            click.echo(f"  {'':<22}   {note}")
+    click.echo("ok")
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@_set_option
+@_output_option
+def run(pipeline: str, overrides: tuple[str, ...], output: str | None) -> None:
+    """Run PIPELINE and publish a new build; prints the build's path as the last line."""
+    from qslm.pipeline import run_pipeline
+
+    config, registry = _load(pipeline, overrides, output)
+    build = run_pipeline(config, registry)
+    click.echo(str(build))
+
+
+@cli.group()
+def builds() -> None:
+    """Inspect versioned builds."""
+
+
+@builds.command("list")
+@click.argument("name", required=False)
+@_output_option
+def builds_list(name: str | None, output: str | None) -> None:
+    """List the builds under the output folder (of one pipeline NAME, or all)."""
+    from qslm.builds import BuildStore, read_manifest
+
+    root = Path(output or "builds")
+    if not root.is_dir():
+        raise QslmError(f"{root}: no builds folder here (use --output)")
+    names = [name] if name else sorted(p.name for p in root.iterdir() if p.is_dir())
+    for n in names:
+        store = BuildStore(root, n)
+        for v in store.versions():
+            manifest = read_manifest(store.path(v))
+            summary = ", ".join(
+                f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+                for ev in manifest.get("metrics", {}).values() if isinstance(ev, dict)
+                for k, val in list(ev.items())[:2]
+            )
+            click.echo(f"{n}@v{v}  {manifest.get('created', '')}  {summary}")
+
+
+@builds.command("show")
+@click.argument("build")
+@_output_option
+def builds_show(build: str, output: str | None) -> None:
+    """Print the manifest of BUILD (a folder, or NAME@vN / NAME@latest)."""
+    from qslm.builds import read_manifest, resolve_build
+
+    path = resolve_build(build, Path(output or "builds"))
+    click.echo(f"# {path}")
+    click.echo(json.dumps(read_manifest(path), indent=2))
+
+
+def main() -> None:
+    cli(prog_name="qslm")

@@ -1,0 +1,104 @@
+"""Base classes and small data types shared by every component kind.
+
+A component is a class with an ``Options`` model (its TOML table; unknown keys rejected) and
+the method of its kind. Modules that define components import heavy libraries (torch,
+transformers, SDKs) inside methods, so that validating a pipeline stays cheap.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from qslm.context import RunContext
+
+
+class Options(BaseModel):
+    """A component's options table. Strict types, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Component(ABC):  # noqa: B024 (the kinds below declare the abstract methods)
+    """What every component has: validated options, the folder relative paths resolve against,
+    and a pre-flight check."""
+
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | None = None, *, base_dir: Path | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from the options, relative to the pipeline file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def plan(self) -> list[str]:
+        """Pre-flight: check what can be checked before any work and return lines for the plan.
+
+        Raise :class:`qslm.errors.ConfigError` (naming the option) for a mistake the user can
+        fix. Must not import torch or other heavy libraries for built-in components.
+        """
+        return []
+
+
+@dataclass
+class Dataset:
+    """Records from a data source, split deterministically into train and validation.
+
+    A record is a dict with at least ``"text"``; instruction records may add ``instruction``,
+    ``input`` and ``output``.
+    """
+
+    train: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    sha256: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class DataSource(Component):
+    @abstractmethod
+    def load(self, ctx: RunContext) -> Dataset:
+        """Do the component's work."""
+
+
+@dataclass
+class Artifact:
+    """What a trainer leaves in the build: where the model and tokenizer are (relative to the
+    build directory), and how to make the untrained reference model for comparison."""
+
+    model_dir: str
+    tokenizer_dir: str
+    kind: str = "full"  # "full" weights, or "adapter" on top of base_model
+    base_model: str | None = None
+    reference: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class AttentionBackend(Component):
+    """An attention function with the Hugging Face signature:
+    ``(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs)``
+    returning ``(attn_output, attn_weights)``, output shaped (batch, seq, heads, head_dim)."""
+
+    @abstractmethod
+    def function(self) -> Callable[..., Any]:
+        """Do the component's work."""
+
+
+class Trainer(Component):
+    @abstractmethod
+    def train(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> Artifact:
+        """Do the component's work."""
+
+
+class Evaluator(Component):
+    @abstractmethod
+    def evaluate(self, ctx: RunContext, artifact: Artifact, data: Dataset) -> dict[str, float]:
+        """Do the component's work."""

@@ -1,0 +1,344 @@
+"""``pipeline.toml`` -> validated, typed objects.
+
+Every error names the file and the dotted key path, suggests close matches for unknown keys
+and names, and is raised as :class:`~qslm.errors.ConfigError` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from qslm.components import Component, Options
+from qslm.errors import ConfigError, QslmError
+from qslm.plugins import ComponentSpec, Registry
+
+_TYPE_WORDS = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+    """One line per problem: ``key.path: what is wrong``, with "did you mean" for unknown keys."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        # Union members add their type name to the location; keep the user's key path only.
+        loc = [p for p in loc if not any(c in p for c in "[]()") and p not in _TYPE_WORDS]
+        path = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            known = _known_keys(model, loc[:-1])
+            msg = "unknown key"
+            close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if loc else []
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+            elif known:
+                msg += " (allowed: " + ", ".join(known) + ")"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind in _TYPE_WORDS:
+            msg = f"expected {_TYPE_WORDS[kind]}, got {_show(err['input'])}"
+        else:
+            text = err["msg"]
+            text = text[0].lower() + text[1:] if text else kind
+            text = text.replace("input should", "must").replace("value error, ", "")
+            msg = f"{text}, got {_show(err['input'])}"
+        lines.append(f"{path}: {msg}")
+    return lines
+
+
+def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field_info = getattr(current, "model_fields", {}).get(part)
+        if field_info is None:
+            return []
+        current = field_info.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def validate_options(
+    model: type[BaseModel], raw: Any, *, file: str, prefix: str
+) -> BaseModel:
+    """Validate ``raw`` against ``model``; a :class:`ConfigError` names file and key path."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: {prefix}: expected a table, got {_show(raw)}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, model, prefix)
+        raise ConfigError("\n".join(f"{file}: {line}" for line in lines)) from None
+
+
+# --- the pipeline file's own tables -------------------------------------------------------
+
+
+class PipelineSection(Options):
+    """``[pipeline]``: the build's name, its seed and where builds go."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    seed: int = 0
+    output: str | None = None
+    description: str = ""
+
+
+class DataSection(Options):
+    """``[data]``: the data source and its options."""
+
+    source: str = "text"
+    options: dict[str, Any] = {}
+
+
+class SelectSection(Options):
+    """``[select]``: choose ``size`` training records with a QUBO and a solver."""
+
+    size: int = Field(gt=0)
+    solver: str = "anneal"
+    fallback: list[str] = []
+    race: list[str] = []
+    time_limit: float | None = Field(default=None, gt=0)
+    options: dict[str, Any] = {}
+    solvers: dict[str, dict[str, Any]] = {}
+
+
+class AttentionSection(Options):
+    """``[attention]``: the attention backend used in training and evaluation."""
+
+    backend: str = "exact"
+    options: dict[str, Any] = {}
+
+
+class TrainSection(Options):
+    """``[train]``: the trainer and its options."""
+
+    trainer: str = "scratch"
+    options: dict[str, Any] = {}
+
+
+class PipelineFile(Options):
+    pipeline: PipelineSection
+    data: DataSection = DataSection()
+    select: SelectSection | None = None
+    attention: AttentionSection = AttentionSection()
+    train: TrainSection = TrainSection()
+    evaluate: dict[str, dict[str, Any]] = {"perplexity": {}}
+
+
+# --- resolved objects ---------------------------------------------------------------------
+
+
+@dataclass
+class ComponentRef:
+    """A component named in the pipeline, with its validated options."""
+
+    key: str  # where it was named, e.g. "train.trainer"
+    spec: ComponentSpec
+    cls: type[Component]
+    options: Options
+    base_dir: Path
+
+    def create(self) -> Component:
+        return self.cls(self.options, base_dir=self.base_dir)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            "plugin": self.spec.plugin,
+            "distribution": self.spec.distribution,
+            "version": self.spec.version,
+            "options": self.options.model_dump(mode="json"),
+        }
+
+
+@dataclass
+class SelectConfig:
+    size: int
+    solvers: list[ComponentRef]  # the primary solver, then its fallbacks in order
+    race: list[ComponentRef]
+    time_limit: float | None
+    options: dict[str, Any]
+
+
+@dataclass
+class PipelineConfig:
+    path: Path
+    name: str
+    seed: int
+    output: Path | None
+    description: str
+    data: ComponentRef
+    attention: ComponentRef
+    train: ComponentRef
+    evaluators: list[ComponentRef]
+    select: SelectConfig | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def components(self) -> list[ComponentRef]:
+        refs = [self.data]
+        if self.select is not None:
+            refs += self.select.solvers + self.select.race
+        return [*refs, self.attention, self.train, *self.evaluators]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; syntax errors name the line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a pipeline TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``KEY=VALUE`` from ``--set``: VALUE is read as a TOML value, else as a plain string."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.options.max_steps=50")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+    for item in overrides:
+        parts, value = parse_override(item)
+        table = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = table.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {item!r}: {where} is not a table")
+            table = nxt
+        table[parts[-1]] = value
+
+
+def load_pipeline(
+    path: str | Path, registry: Registry, *, overrides: list[str] = (), output: str | None = None
+) -> PipelineConfig:
+    """Read, validate and resolve a pipeline file (imports only the named components' modules)."""
+    path = Path(path).absolute()
+    raw = read_toml(path)
+    apply_overrides(raw, list(overrides))
+    file = path.name
+    top = validate_options(PipelineFile, raw, file=file, prefix="")
+    assert isinstance(top, PipelineFile)
+    base = path.parent
+
+    problems: list[str] = []
+
+    def resolve(kind: str, name: str, key: str, options: Any, options_key: str):
+        # Errors of every component are collected, so one run of `qslm validate` shows all.
+        try:
+            spec = registry.get(kind, name, key=key)
+            try:
+                cls = spec.load()
+            except QslmError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+            opts = validate_options(cls.Options, options, file=file, prefix=options_key)
+        except ConfigError as exc:
+            text = str(exc)
+            problems.extend(
+                line if line.startswith(f"{file}: ") else f"{file}: {line}"
+                for line in text.split("\n")
+            )
+            return None
+        return ComponentRef(key, spec, cls, opts, base)
+
+    data = resolve("data_source", top.data.source, "data.source", top.data.options, "data.options")
+    attention = resolve(
+        "attention", top.attention.backend, "attention.backend", top.attention.options,
+        "attention.options",
+    )
+    train = resolve("trainer", top.train.trainer, "train.trainer", top.train.options,
+                    "train.options")
+    evaluators = [
+        resolve("evaluator", name, f"evaluate.{name}", opts, f"evaluate.{name}")
+        for name, opts in top.evaluate.items()
+    ]
+    select = None
+    if top.select is not None:
+        s = top.select
+        names = [s.solver, *s.fallback]
+        for name in s.solvers:
+            if name not in names and name not in s.race:
+                problems.append(
+                    f"{file}: select.solvers.{name}: options for a solver that is not used "
+                    f"(solver, fallback and race name: {', '.join(names + s.race)})"
+                )
+        solvers = [
+            resolve("qubo_solver", name, "select.solver" if i == 0 else f"select.fallback[{i - 1}]",
+                    s.solvers.get(name, {}), f"select.solvers.{name}")
+            for i, name in enumerate(names)
+        ]
+        race = [
+            resolve("qubo_solver", name, f"select.race[{i}]", s.solvers.get(name, {}),
+                    f"select.solvers.{name}")
+            for i, name in enumerate(s.race)
+        ]
+        select = SelectConfig(s.size, solvers, race, s.time_limit, dict(s.options))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+    out: Path | None
+    if output is not None:
+        out = Path(output).absolute()
+    elif top.pipeline.output is not None:
+        out = (base / top.pipeline.output).absolute()
+    else:
+        out = None
+    return PipelineConfig(
+        path=path,
+        name=top.pipeline.name,
+        seed=top.pipeline.seed,
+        output=out,
+        description=top.pipeline.description,
+        data=data,
+        attention=attention,
+        train=train,
+        evaluators=evaluators,
+        select=select,
+        raw=raw,
+    )

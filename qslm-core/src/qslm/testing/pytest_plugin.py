@@ -1,0 +1,1 @@
+"""pytest plugin of qslm-core (entry point ``pytest11``): conformance checks for plugin authors."""

@@ -1,0 +1,37 @@
+"""Shared fixtures: the repository root, the shared folder and throwaway plugins."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not here (it sits beside the repository in CI)")
+    return SHARED
+
+
+@pytest.fixture
+def qslm_cmd() -> list[str]:
+    """The qslm command of this environment, run as a module so PATH does not matter."""
+    return [sys.executable, "-c", "from qslm.cli import main; main()"]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for var in ("QSLM_DISABLE_PLUGINS", "QSLM_STRICT_PLUGINS", "QSLM_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return dict(os.environ)
