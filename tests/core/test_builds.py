@@ -43,16 +43,23 @@ def test_concurrent_publishes_get_distinct_versions(tmp_path):
     with ctx.Pool(4) as pool:
         names = pool.starmap(_publish, [(str(tmp_path), i) for i in range(12)])
     assert sorted(names, key=lambda n: int(n[1:])) == [f"v{i}" for i in range(1, 13)]
-    tags = {json.loads((tmp_path / "demo" / n / "manifest.json").read_text())["tag"]
-            for n in names}
+    tags = {json.loads((tmp_path / "demo" / n / "manifest.json").read_text())["tag"] for n in names}
     assert tags == set(range(12))
 
 
 def test_redact_hides_secret_looking_keys():
-    tree = {"a": 1, "api_token": "s3cret", "nested": [{"connection_string": "Endpoint=x"}],
-            "password": ""}
-    assert redact(tree) == {"a": 1, "api_token": "***", "nested": [{"connection_string": "***"}],
-                            "password": ""}
+    tree = {
+        "a": 1,
+        "api_token": "s3cret",
+        "nested": [{"connection_string": "Endpoint=x"}],
+        "password": "",
+    }
+    assert redact(tree) == {
+        "a": 1,
+        "api_token": "***",
+        "nested": [{"connection_string": "***"}],
+        "password": "",
+    }
 
 
 def test_resolve_build_by_name_and_version(tmp_path):

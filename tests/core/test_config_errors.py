@@ -56,14 +56,22 @@ def test_good_pipeline_validates(project):
 @pytest.mark.parametrize(
     ("edit", "fragments"),
     [
-        ('s/max_steps = 2/learning_rate = "fast"/',
-         ['pipeline.toml: train.options.learning_rate: expected a number, got "fast"']),
-        ("s/max_steps = 2/max_stepz = 2/",
-         ["train.options.max_stepz: unknown key; did you mean 'max_steps'?"]),
-        ('s/trainer = "scratch"/trainer = "scrach"/',
-         ["train.trainer: unknown trainer 'scrach'; did you mean 'scratch'?"]),
-        ('s/trainer = "scratch"/trainer = "unsloth"/',
-         ["train.trainer: unknown trainer 'unsloth'", "pip install qslm-unsloth"]),
+        (
+            's/max_steps = 2/learning_rate = "fast"/',
+            ['pipeline.toml: train.options.learning_rate: expected a number, got "fast"'],
+        ),
+        (
+            "s/max_steps = 2/max_stepz = 2/",
+            ["train.options.max_stepz: unknown key; did you mean 'max_steps'?"],
+        ),
+        (
+            's/trainer = "scratch"/trainer = "scrach"/',
+            ["train.trainer: unknown trainer 'scrach'; did you mean 'scratch'?"],
+        ),
+        (
+            's/trainer = "scratch"/trainer = "unsloth"/',
+            ["train.trainer: unknown trainer 'unsloth'", "pip install qslm-unsloth"],
+        ),
         ("s/seed = 7/seed = 7.5/", ["pipeline.seed: expected an integer, got 7.5"]),
         ("s/seed = 7/sed = 7/", ["pipeline.sed: unknown key; did you mean 'seed'?"]),
         ('s/name = "demo"//', ["pipeline.name: required key is missing"]),
@@ -93,37 +101,57 @@ def test_missing_pipeline_file(project):
 
 def test_missing_data_file(project):
     (project / "corpus.txt").unlink()
-    assert_error(validate(project / "pipeline.toml"), 2, "data.options.paths[0]",
-                 "no such file or folder")
+    assert_error(
+        validate(project / "pipeline.toml"), 2, "data.options.paths[0]", "no such file or folder"
+    )
 
 
 def test_glob_matching_nothing(project):
-    assert_error(validate(project / "pipeline.toml", "--set", 'data.options.paths=["*.md"]'), 2,
-                 "data.options.paths[0]", "matches no file")
+    assert_error(
+        validate(project / "pipeline.toml", "--set", 'data.options.paths=["*.md"]'),
+        2,
+        "data.options.paths[0]",
+        "matches no file",
+    )
 
 
 def test_empty_corpus_is_refused(project):
     (project / "corpus.txt").write_text("")
     assert_error(validate(project / "pipeline.toml"), 2, "data.options.paths", "empty")
     (project / "corpus.txt").write_text("\x00\x01\n\n   \n")
-    result = CliRunner().invoke(cli, ["run", str(project / "pipeline.toml"),
-                                      "--output", str(project / "out")])
+    result = CliRunner().invoke(
+        cli, ["run", str(project / "pipeline.toml"), "--output", str(project / "out")]
+    )
     assert_error(result, 2, "data.options.paths: no text found")
     assert not list((project / "out" / "demo").glob("v*"))
 
 
 def test_all_problems_are_reported_at_once(project):
-    result = validate(project / "pipeline.toml", "--set", "train.options.bogus=1",
-                      "--set", "data.options.bogus=1", "--set", "evaluate.perplexty.x=1")
-    assert_error(result, 2, "train.options.bogus", "data.options.bogus",
-                 "evaluate.perplexty: unknown evaluator")
+    result = validate(
+        project / "pipeline.toml",
+        "--set",
+        "train.options.bogus=1",
+        "--set",
+        "data.options.bogus=1",
+        "--set",
+        "evaluate.perplexty.x=1",
+    )
+    assert_error(
+        result,
+        2,
+        "train.options.bogus",
+        "data.options.bogus",
+        "evaluate.perplexty: unknown evaluator",
+    )
 
 
 def test_set_overrides_are_typed_and_checked(project):
-    assert_error(validate(project / "pipeline.toml", "--set", "novalue"), 2,
-                 "expected KEY=VALUE")
-    assert_error(validate(project / "pipeline.toml", "--set", "pipeline.name.x=1"), 2,
-                 "pipeline.name is not a table")
+    assert_error(validate(project / "pipeline.toml", "--set", "novalue"), 2, "expected KEY=VALUE")
+    assert_error(
+        validate(project / "pipeline.toml", "--set", "pipeline.name.x=1"),
+        2,
+        "pipeline.name is not a table",
+    )
     assert validate(project / "pipeline.toml", "--set", "pipeline.seed=3").exit_code == 0
 
 
@@ -136,6 +164,7 @@ def test_output_folder_not_writable(project):
         output = project / "ro"
         output.mkdir()
         output.chmod(0o500)
-    result = CliRunner().invoke(cli, ["run", str(project / "pipeline.toml"),
-                                      "--output", str(output)])
+    result = CliRunner().invoke(
+        cli, ["run", str(project / "pipeline.toml"), "--output", str(output)]
+    )
     assert_error(result, 2, "is not writable")

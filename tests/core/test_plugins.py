@@ -25,8 +25,12 @@ def test_builtins_register_through_the_hooks(clean_env):
     pm, registry = make_plugin_manager(entry_points=False)
     collect(pm, registry)
     names = {(s.kind, s.name) for s in registry.all()}
-    assert {("data_source", "text"), ("trainer", "scratch"), ("attention", "exact"),
-            ("evaluator", "perplexity")} <= names
+    assert {
+        ("data_source", "text"),
+        ("trainer", "scratch"),
+        ("attention", "exact"),
+        ("evaluator", "perplexity"),
+    } <= names
     spec = registry.get("trainer", "scratch")
     assert spec.distribution == "qslm-core" and spec.plugin == "qslm.train.plugin"
 
@@ -124,8 +128,9 @@ def _plugins_json(qslm_cmd, env, extra_env=None):
     import os
 
     full = {**os.environ, **env, **(extra_env or {})}
-    return subprocess.run([*qslm_cmd, "plugins", "--json"], capture_output=True, text=True,
-                          env=full, timeout=120)
+    return subprocess.run(
+        [*qslm_cmd, "plugins", "--json"], capture_output=True, text=True, env=full, timeout=120
+    )
 
 
 def test_entry_point_plugin_that_fails_to_import_is_reported(tmp_path, qslm_cmd, clean_env):
@@ -134,9 +139,16 @@ def test_entry_point_plugin_that_fails_to_import_is_reported(tmp_path, qslm_cmd,
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     failed = [r for r in rows if r["kind"] == "failed"]
-    assert failed == [{"kind": "failed", "name": "fakeplug", "plugin": "fakeplug",
-                       "distribution": "fake-dist", "version": "1.2.3",
-                       "error": "ImportError: missing sdk"}]
+    assert failed == [
+        {
+            "kind": "failed",
+            "name": "fakeplug",
+            "plugin": "fakeplug",
+            "distribution": "fake-dist",
+            "version": "1.2.3",
+            "error": "ImportError: missing sdk",
+        }
+    ]
     assert any(r["name"] == "scratch" for r in rows)
 
     strict = _plugins_json(qslm_cmd, env, {"QSLM_STRICT_PLUGINS": "1"})
@@ -155,8 +167,13 @@ def test_entry_point_plugin_registers_and_can_be_disabled(tmp_path, qslm_cmd, cl
     env = _with_fake_entry_point(tmp_path, source)
     rows = json.loads(_plugins_json(qslm_cmd, env).stdout)
     [row] = [r for r in rows if r["name"] == "fake.eval"]
-    assert row == {**row, "kind": "evaluator", "plugin": "fakeplug", "distribution": "fake-dist",
-                   "version": "1.2.3"}
+    assert row == {
+        **row,
+        "kind": "evaluator",
+        "plugin": "fakeplug",
+        "distribution": "fake-dist",
+        "version": "1.2.3",
+    }
     rows = json.loads(_plugins_json(qslm_cmd, env, {"QSLM_DISABLE_PLUGINS": "fakeplug"}).stdout)
     assert not [r for r in rows if r["name"] == "fake.eval"]
 
@@ -173,7 +190,6 @@ def test_listing_imports_no_heavy_library(qslm_cmd, clean_env):
         "         if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -77,8 +77,10 @@ class BuildStore:
         rename is atomic)."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            staging = self.dir / f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-" \
-                                 f"{uuid.uuid4().hex[:8]}"
+            staging = (
+                self.dir / f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+                f"{uuid.uuid4().hex[:8]}"
+            )
             staging.mkdir()
             probe = staging / ".write-test"
             probe.write_bytes(b"")

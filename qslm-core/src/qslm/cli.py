@@ -77,8 +77,16 @@ def plugins(as_json: bool) -> None:
     for name, (dist, version) in registry.plugins.items():
         plugin = pm.get_plugin(name)
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or []) if plugin else []
-        loaded.append({"kind": "plugin", "name": name, "plugin": name, "distribution": dist,
-                       "version": version, "hooks": hooks})
+        loaded.append(
+            {
+                "kind": "plugin",
+                "name": name,
+                "plugin": name,
+                "distribution": dist,
+                "version": version,
+                "hooks": hooks,
+            }
+        )
     if as_json:
         failed = [{"kind": "failed", "name": f.name, **f.as_dict()} for f in registry.failed]
         click.echo(json.dumps(rows + loaded + failed, indent=2))
@@ -93,16 +101,21 @@ def plugins(as_json: bool) -> None:
         hooks = ", ".join(p["hooks"]) or "no hooks"
         click.echo(f"  {p['name']} ({p['distribution']} {p['version']}): {hooks}")
     for f in registry.failed:
-        click.echo(f"failed to load: {f.name} ({f.distribution} {f.version}): {f.error}",
-                   err=True)
+        click.echo(f"failed to load: {f.name} ({f.distribution} {f.version}): {f.error}", err=True)
 
 
 _set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Override a pipeline key, e.g. --set train.options.max_steps=50 (repeatable).",
 )
 _output_option = click.option(
-    "--output", "-o", type=click.Path(file_okay=False), default=None,
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Folder for builds (default: [pipeline] output, else ./builds).",
 )
 
@@ -168,7 +181,8 @@ def builds_list(name: str | None, output: str | None) -> None:
             manifest = read_manifest(store.path(v))
             summary = ", ".join(
                 f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
-                for ev in manifest.get("metrics", {}).values() if isinstance(ev, dict)
+                for ev in manifest.get("metrics", {}).values()
+                if isinstance(ev, dict)
                 for k, val in list(ev.items())[:2]
             )
             click.echo(f"{n}@v{v}  {manifest.get('created', '')}  {summary}")

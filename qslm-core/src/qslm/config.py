@@ -86,9 +86,7 @@ def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def validate_options(
-    model: type[BaseModel], raw: Any, *, file: str, prefix: str
-) -> BaseModel:
+def validate_options(model: type[BaseModel], raw: Any, *, file: str, prefix: str) -> BaseModel:
     """Validate ``raw`` against ``model``; a :class:`ConfigError` names file and key path."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: {prefix}: expected a table, got {_show(raw)}")
@@ -289,11 +287,15 @@ def load_pipeline(
 
     data = resolve("data_source", top.data.source, "data.source", top.data.options, "data.options")
     attention = resolve(
-        "attention", top.attention.backend, "attention.backend", top.attention.options,
+        "attention",
+        top.attention.backend,
+        "attention.backend",
+        top.attention.options,
         "attention.options",
     )
-    train = resolve("trainer", top.train.trainer, "train.trainer", top.train.options,
-                    "train.options")
+    train = resolve(
+        "trainer", top.train.trainer, "train.trainer", top.train.options, "train.options"
+    )
     evaluators = [
         resolve("evaluator", name, f"evaluate.{name}", opts, f"evaluate.{name}")
         for name, opts in top.evaluate.items()
@@ -309,13 +311,23 @@ def load_pipeline(
                     f"(solver, fallback and race name: {', '.join(names + s.race)})"
                 )
         solvers = [
-            resolve("qubo_solver", name, "select.solver" if i == 0 else f"select.fallback[{i - 1}]",
-                    s.solvers.get(name, {}), f"select.solvers.{name}")
+            resolve(
+                "qubo_solver",
+                name,
+                "select.solver" if i == 0 else f"select.fallback[{i - 1}]",
+                s.solvers.get(name, {}),
+                f"select.solvers.{name}",
+            )
             for i, name in enumerate(names)
         ]
         race = [
-            resolve("qubo_solver", name, f"select.race[{i}]", s.solvers.get(name, {}),
-                    f"select.solvers.{name}")
+            resolve(
+                "qubo_solver",
+                name,
+                f"select.race[{i}]",
+                s.solvers.get(name, {}),
+                f"select.solvers.{name}",
+            )
             for i, name in enumerate(s.race)
         ]
         select = SelectConfig(s.size, solvers, race, s.time_limit, dict(s.options))

@@ -19,8 +19,20 @@ from qslm.context import RunContext, _stderr_progress
 from qslm.errors import QslmError
 from qslm.plugins import Registry
 
-_LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "peft",
-              "numpy", "pydantic", "pluggy", "dimod", "dwave-samplers", "qiskit")
+_LIBRARIES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "accelerate",
+    "peft",
+    "numpy",
+    "pydantic",
+    "pluggy",
+    "dimod",
+    "dwave-samplers",
+    "qiskit",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -42,8 +54,14 @@ def plan(config: PipelineConfig) -> list[dict[str, Any]]:
             notes = ref.create().plan()
         except QslmError as exc:
             raise type(exc)(f"{config.path.name}: {exc}") from None
-        entries.append({"key": ref.key, "name": ref.spec.name,
-                        "distribution": ref.spec.distribution, "notes": notes})
+        entries.append(
+            {
+                "key": ref.key,
+                "name": ref.spec.name,
+                "distribution": ref.spec.distribution,
+                "notes": notes,
+            }
+        )
     return entries
 
 
@@ -62,8 +80,9 @@ def run_pipeline(
     store = BuildStore(output, config.name)
     staging = store.create_staging()
     started = time.time()
-    ctx = RunContext(config=config, registry=registry, build_dir=staging, seed=config.seed,
-                     progress=progress)
+    ctx = RunContext(
+        config=config, registry=registry, build_dir=staging, seed=config.seed, progress=progress
+    )
     try:
         manifest = _run_stages(ctx, config)
         manifest["timings"] = {**ctx.timings, "total_s": round(time.time() - started, 3)}
@@ -83,8 +102,10 @@ def _run_stages(ctx: RunContext, config: PipelineConfig) -> dict[str, Any]:
 
     with ctx.stage("data"):
         data = source.load(ctx)
-        ctx.progress(f"  {len(data.train)} training and {len(data.validation)} validation "
-                     f"records, sha256 {data.sha256[:12]}")
+        ctx.progress(
+            f"  {len(data.train)} training and {len(data.validation)} validation "
+            f"records, sha256 {data.sha256[:12]}"
+        )
     ctx.manifest["data"] = {
         "sha256": data.sha256,
         "train_records": len(data.train),

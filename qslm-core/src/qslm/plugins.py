@@ -105,8 +105,12 @@ class FailedPlugin:
     error: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"plugin": self.name, "distribution": self.distribution, "version": self.version,
-                "error": self.error}
+        return {
+            "plugin": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "error": self.error,
+        }
 
 
 @dataclass

@@ -73,7 +73,8 @@ class TextSource(DataSource):
                     raise ConfigError(f"{key}: the pattern {pattern!r} matches no file ({full})")
             elif full.is_dir():
                 matches = sorted(
-                    p for p in full.rglob("*")
+                    p
+                    for p in full.rglob("*")
                     if p.is_file() and p.suffix.lower() in self.options.extensions
                 )
                 if not matches:
@@ -115,9 +116,14 @@ class TextSource(DataSource):
                 if p in seen:
                     duplicates += 1
                 seen.setdefault(p)
-            file_info.append({"path": str(path), "bytes": len(raw),
-                              "sha256": hashlib.sha256(raw).hexdigest(),
-                              "paragraphs": len(paragraphs)})
+            file_info.append(
+                {
+                    "path": str(path),
+                    "bytes": len(raw),
+                    "sha256": hashlib.sha256(raw).hexdigest(),
+                    "paragraphs": len(paragraphs),
+                }
+            )
         records = [{"text": p} for p in seen]
         if not records:
             raise ConfigError(

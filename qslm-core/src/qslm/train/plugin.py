@@ -5,5 +5,8 @@ from qslm.hookspecs import hookimpl
 
 @hookimpl
 def qslm_register_trainers(register):
-    register("scratch", "qslm.train.scratch:ScratchTrainer",
-             summary="A small GPT from scratch: byte-level BPE tokenizer + transformers model")
+    register(
+        "scratch",
+        "qslm.train.scratch:ScratchTrainer",
+        summary="A small GPT from scratch: byte-level BPE tokenizer + transformers model",
+    )

@@ -1,0 +1,10 @@
+"""Registers the evaluator lazily: listing plugins does not import wordcount.py."""
+
+from qslm.hookspecs import hookimpl
+
+
+@hookimpl
+def qslm_register_evaluators(register):
+    register(
+        "wordcount", "qslm_wordcount.wordcount:WordCount", summary="Words in the validation records"
+    )
