@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 class Options(BaseModel):
     """A component's options table. Strict types, unknown keys rejected, immutable."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # Attribute docstrings become the options' descriptions (qslm describe, JSON schema).
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
 
 class Component(ABC):  # noqa: B024 (the kinds below declare the abstract methods)

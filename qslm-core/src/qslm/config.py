@@ -120,7 +120,9 @@ class SelectSection(Options):
     """``[select]``: choose ``size`` training records with a QUBO and a solver."""
 
     size: int = Field(gt=0)
-    solver: str = "anneal"
+    # tabu, not anneal: under the exactly-k penalty, single-flip annealing freezes (a swap
+    # must pass through an infeasible state); measured in the select stage's tests.
+    solver: str = "tabu"
     fallback: list[str] = []
     race: list[str] = []
     time_limit: float | None = Field(default=None, gt=0)
@@ -330,6 +332,12 @@ def load_pipeline(
             )
             for i, name in enumerate(s.race)
         ]
+        try:
+            from qslm.qubo.select import parse_select_options
+
+            parse_select_options(dict(s.options), file=file)
+        except ConfigError as exc:
+            problems.extend(str(exc).split("\n"))
         select = SelectConfig(s.size, solvers, race, s.time_limit, dict(s.options))
     if problems:
         raise ConfigError("\n".join(problems))

@@ -5,5 +5,8 @@ from qslm.hookspecs import hookimpl
 
 @hookimpl
 def qslm_register_attention_backends(register):
-    register("exact", "qslm.attention.exact:ExactAttention",
-             summary="Exact attention with PyTorch scaled-dot-product attention")
+    register(
+        "exact",
+        "qslm.attention.exact:ExactAttention",
+        summary="Exact attention with PyTorch scaled-dot-product attention",
+    )
