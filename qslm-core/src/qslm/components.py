@@ -90,9 +90,13 @@ class AttentionBackend(Component):
     ``(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs)``
     returning ``(attn_output, attn_weights)``, output shaped (batch, seq, heads, head_dim)."""
 
+    mask_interface: ClassVar[str] = "eager"
+    """The mask the function receives: "eager" (an additive float mask, always built) or
+    "sdpa" (a boolean mask, or None for a plain causal batch)."""
+
     @abstractmethod
     def function(self) -> Callable[..., Any]:
-        """Do the component's work."""
+        """The attention function, installed into models by ``qslm.attention.hf.install``."""
 
 
 class Trainer(Component):
