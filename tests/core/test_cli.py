@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from qslm import __version__
 from qslm.cli import cli
+from qslm.testing import check_listing_is_light
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,18 +20,7 @@ def test_version():
 
 def test_validate_quickstart_imports_no_heavy_library():
     quickstart = str(ROOT / "examples/quickstart/pipeline.toml")
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from qslm.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['validate', {quickstart!r}])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'tokenizers', 'qiskit', 'dwave',\n"
-        "                         'dimod', 'safetensors', 'accelerate') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr + out.stdout
-    assert out.stdout.strip() == "[]"
+    check_listing_is_light(("validate", quickstart))
 
 
 def test_unknown_command_is_a_usage_error():

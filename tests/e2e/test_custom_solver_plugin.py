@@ -4,7 +4,6 @@ passes its own tests with qslm's conformance kit and works by name in `[select]`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +15,8 @@ PLUGIN = ROOT / "examples" / "custom-solver-plugin"
 
 
 @pytest.fixture(scope="module")
-def plugin_env(tmp_path_factory) -> dict[str, str]:
-    """pip-install the example plugin into a private folder put on PYTHONPATH."""
-    target = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(PLUGIN)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
+def plugin_env(pip_installed) -> dict[str, str]:
+    return pip_installed(PLUGIN)
 
 
 def test_listed_with_its_distribution(plugin_env):

@@ -1,5 +1,6 @@
 """Testing kit for plugin authors: conformance checks for QUBO solvers, small problems with
-known answers, and pytest fixtures (the ``qslm`` pytest plugin).
+known answers, checks that a plugin is found and listing stays light, and pytest fixtures
+(the ``qslm`` pytest plugin).
 
 ``from qslm.testing import SolverConformance`` and inherit it in a ``Test*`` class; see
 :mod:`qslm.testing.conformance`. Names are imported lazily, so the pytest plugin, loaded in
@@ -25,6 +26,8 @@ _EXPORTS = {
     "random_qubo": "qslm.testing.problems",
     "brute_force": "qslm.testing.problems",
     "all_assignments": "qslm.testing.problems",
+    "check_plugin_listed": "qslm.testing.plugins",
+    "check_listing_is_light": "qslm.testing.plugins",
 }
 
 __all__ = sorted(_EXPORTS)
