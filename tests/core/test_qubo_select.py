@@ -215,3 +215,17 @@ def test_embeddings_avoid_near_duplicates(tmp_path):
     out, rec, _ = run(tmp_path, records, 6, options={"similarity": "auto"})
     assert rec["similarity"]["method"] == "embedding"
     assert len({records.index(r["text"]) % len(TOPICS) for r in out.train}) == 6
+
+
+def test_race_runs_every_solver_and_keeps_the_best(tmp_path):
+    records = near_duplicates()
+    out, rec, _ = run(tmp_path, records, 6, solvers=("tabu",), race=("anneal", "exact"))
+    assert len(out.train) == 6
+    assert sorted(a["solver"] for a in rec["attempts"]) == ["anneal", "exact", "tabu"]
+    assert all(a["status"] == "ok" for a in rec["attempts"]), rec["attempts"]
+    assert rec["feasible"]
+    # exact is in the race, so the kept energy is the optimum: no attempt beats it
+    [winner] = [a for a in rec["attempts"] if a["solver"] == rec["solver"]][:1]
+    assert rec["energy"] == winner["energy"]
+    exact = next(a for a in rec["attempts"] if a["solver"] == "exact")
+    assert rec["energy"] == exact["energy"]

@@ -44,3 +44,56 @@ def test_its_own_tests_pass_with_the_kit(plugin_env):
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "failed" not in result.stdout
+
+
+def test_usable_by_name_in_a_pipeline(plugin_env, tmp_path):
+    (tmp_path / "notes.txt").write_text(
+        "\n\n".join(f"Note {i}: chain {i % 5} broke after {i * 3} anneals." for i in range(40))
+    )
+    (tmp_path / "pipeline.toml").write_text(
+        """
+[pipeline]
+name = "greedy-select"
+
+[data.options]
+paths = ["notes.txt"]
+
+[select]
+size = 20
+solver = "example.greedy"
+fallback = ["tabu"]
+
+[select.solvers."example.greedy"]
+restarts = 8
+
+[train.options]
+max_steps = 2
+layers = 1
+hidden_size = 32
+heads = 2
+context_length = 32
+vocab_size = 300
+batch_size = 4
+"""
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from qslm.cli import main; main()",
+            "run",
+            str(tmp_path / "pipeline.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=plugin_env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    build = Path(result.stdout.strip().splitlines()[-1])
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["select"]["solver"] == "example.greedy"
+    assert manifest["select"]["k"] == 20
+    assert manifest["components"]["select.solver"]["distribution"] == "qslm-example-greedy"
+    assert manifest["data"]["train_records"] > 20
