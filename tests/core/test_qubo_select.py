@@ -225,7 +225,7 @@ def test_race_runs_every_solver_and_keeps_the_best(tmp_path):
     assert all(a["status"] == "ok" for a in rec["attempts"]), rec["attempts"]
     assert rec["feasible"]
     # exact is in the race, so the kept energy is the optimum: no attempt beats it
-    [winner] = [a for a in rec["attempts"] if a["solver"] == rec["solver"]][:1]
+    winner = next(a for a in rec["attempts"] if a["solver"] == rec["solver"])
     assert rec["energy"] == winner["energy"]
     exact = next(a for a in rec["attempts"] if a["solver"] == "exact")
     assert rec["energy"] == exact["energy"]
