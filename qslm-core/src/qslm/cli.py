@@ -199,6 +199,12 @@ def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> N
     config, _ = _load(pipeline, overrides, output)
     out = config.output or Path.cwd() / "builds"
     click.echo(f"pipeline {config.name!r} (seed {config.seed}) -> {out / config.name}/vN")
+    if config.select is not None:
+        how = "race" if config.select.race else "fallback in order"
+        click.echo(
+            f"  select: keep {config.select.size} training records (QUBO with exactly-k; "
+            f"solvers: {how})"
+        )
     for entry in plan(config):
         click.echo(f"  {entry['key']:<22} {entry['name']}  [{entry['distribution']}]")
         for note in entry["notes"]:
