@@ -153,6 +153,22 @@ def test_set_overrides_are_typed_and_checked(project):
         "pipeline.name is not a table",
     )
     assert validate(project / "pipeline.toml", "--set", "pipeline.seed=3").exit_code == 0
+    assert_error(
+        validate(project / "pipeline.toml", "--set", "a..b=1"), 2, "is not a dotted TOML key"
+    )
+
+
+def test_set_takes_quoted_keys_with_dots():
+    from qslm.config import parse_override
+
+    assert parse_override('select.solvers."dwave.sa".seed=3') == (
+        ["select", "solvers", "dwave.sa", "seed"],
+        3,
+    )
+    assert parse_override("train.options.name=plain words") == (
+        ["train", "options", "name"],
+        "plain words",
+    )
 
 
 def test_output_folder_not_writable(project):

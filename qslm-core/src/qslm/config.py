@@ -239,7 +239,16 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
-    return key.split("."), parsed
+    # KEY is a TOML dotted key, so quoted parts may hold dots: select.solvers."dwave.sa".seed
+    try:
+        tree: Any = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(f"--set {item!r}: {key!r} is not a dotted TOML key") from None
+    parts = []
+    while isinstance(tree, dict):
+        [(part, tree)] = tree.items()
+        parts.append(part)
+    return parts, parsed
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:

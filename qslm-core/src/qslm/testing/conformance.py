@@ -224,6 +224,8 @@ class SolverConformance:
     time_limit_s: ClassVar[float] = 0.3
     time_limit_slack_s: ClassVar[float] = 1.0
     time_limit_variables: ClassVar[int] = 300
+    seeded_variables: ClassVar[int] = 20
+    """Size of the problem the seed test solves (capped at ``max_variables``)."""
     reproducible: ClassVar[bool | None] = None
     """Whether seeds reproduce runs; None: yes unless the solver is remote."""
 
@@ -269,7 +271,8 @@ class SolverConformance:
             import pytest
 
             pytest.skip("declared not reproducible")
-        check_seeded(solver)
+        limit = solver.capabilities.max_variables
+        check_seeded(solver, n=min(self.seeded_variables, limit or self.seeded_variables))
 
     def test_time_limit(self) -> None:
         opts = self.long_running_options
