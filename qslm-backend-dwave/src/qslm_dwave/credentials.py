@@ -9,12 +9,12 @@ exception text or a debug log record.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
 
 from qslm.errors import ConfigError
+from qslm.secrets import Redactor
 from qslm_dwave.errors import MissingCredentials
 
 TOKEN_ENV = "DWAVE_API_TOKEN"
@@ -27,7 +27,6 @@ HOW_TO_PROVIDE = (
 )
 
 # Tokens seen in this process (from the environment or a config file), scrubbed from any text.
-_secrets: set[str] = set()
 # dwave-cloud-client's token shapes ("ABC-" + 40 hex digits), and "token = ..." in a file.
 _TOKEN_PATTERNS = (
     re.compile(r"\b[0-9A-Za-z]{2,4}-[0-9A-Fa-f]{32,}\b"),
@@ -42,18 +41,13 @@ class CredentialSource:
     where: str
 
 
-def _remember(token: str | None) -> None:
-    if token and len(token) >= 4:
-        _secrets.add(token)
+_redactor = Redactor((TOKEN_ENV,), _TOKEN_PATTERNS)
+_remember = _redactor.remember
 
 
 def redact(text: str) -> str:
     """``text`` with every known token, and anything shaped like one, replaced by ``***``."""
-    _remember(os.environ.get(TOKEN_ENV))
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    text = _TOKEN_PATTERNS[0].sub("***", text)
-    return _TOKEN_PATTERNS[1].sub(r"\1***", text)
+    return _redactor.redact(text)
 
 
 def find_credentials(profile: str | None = None) -> CredentialSource | None:
@@ -125,37 +119,8 @@ def describe_credentials(profile: str | None = None) -> str:
     return f"credentials: API token from {source.where}"
 
 
-def _scrub(record: logging.LogRecord) -> None:
-    message = record.getMessage()
-    clean = redact(message)
-    if clean != message:
-        record.msg, record.args = clean, None
-    if record.exc_info and not record.exc_text:
-        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-
-
-_installed = False
-
-
 def redact_sdk_logs() -> None:
     """Scrub tokens from every log record of the Ocean SDK (loggers ``dwave.*``) and of this
-    package, whatever handler later writes them.
-
-    dwave-cloud-client logs its whole configuration, token included, at DEBUG level, from
-    loggers created as its modules are imported; a filter on each logger would miss those
-    imported later, so the record factory is wrapped instead (records of other libraries pass
-    through untouched). Idempotent.
-    """
-    global _installed
-    if _installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        if record.name.startswith(("dwave", "qslm_dwave")):
-            _scrub(record)
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _installed = True
+    package: dwave-cloud-client logs its whole configuration, token included, at DEBUG level.
+    Idempotent."""
+    _redactor.scrub_logs("dwave", "qslm_dwave")

@@ -6,19 +6,20 @@ and a solver portfolio records the failure and moves on to the next solver.
 
 from __future__ import annotations
 
+from qslm import errors as core
 from qslm.errors import ConfigError, QslmError
 from qslm.qubo.solver import ProblemTooLarge
 
 
-class MissingCredentials(ConfigError):
+class MissingCredentials(core.MissingCredentials):
     """No D-Wave API token in the environment or in dwave's configuration files."""
 
 
-class ServiceUnavailable(QslmError):
+class ServiceUnavailable(core.ServiceUnavailable):
     """The Leap service failed, and kept failing through every retry, or refused the request."""
 
 
-class RemoteTimeout(QslmError):
+class RemoteTimeout(core.RemoteTimeout):
     """The remote solver did not answer within the time allowed."""
 
 

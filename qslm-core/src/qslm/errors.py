@@ -26,3 +26,16 @@ class PluginError(QslmError):
 
 class ComponentNotFound(ConfigError):
     """A pipeline names a component no installed plugin provides."""
+
+
+class MissingCredentials(ConfigError):
+    """A remote component has no credentials; the message says where it looked and how to
+    provide them. Raised before any work or network use."""
+
+
+class ServiceUnavailable(QslmError):
+    """A remote service failed or refused the request, and kept failing through every retry."""
+
+
+class RemoteTimeout(QslmError):
+    """A remote job did not finish within the time allowed (it was cancelled where possible)."""
