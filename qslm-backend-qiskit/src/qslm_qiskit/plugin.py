@@ -1,7 +1,16 @@
 """The qslm plugin module of qslm-backend-qiskit.
 
-Entry point: ``qslm = "qiskit = qslm_qiskit.plugin"``.
-
-Its components are added by their own issue; until then it registers none, and
-``qslm plugins`` lists the plugin with no hooks.
+Entry point: ``qslm = "qiskit = qslm_qiskit.plugin"``. Targets are strings, so listing plugins
+never imports Qiskit.
 """
+
+from qslm.hookspecs import hookimpl
+
+
+@hookimpl
+def qslm_register_qubo_solvers(register):
+    register(
+        "qiskit.qaoa",
+        "qslm_qiskit.qaoa:QaoaSolver",
+        summary="QAOA on Qiskit: statevector, Aer with noise, IBM fake backends or hardware",
+    )

@@ -1,0 +1,45 @@
+"""Fixtures for the Qiskit backend's tests: no real IBM credentials, no network.
+
+Every test runs with QISKIT_IBM_TOKEN unset and an empty home folder, so a developer's own
+token or saved account can never be used or leak into a test.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+FAKE_TOKEN = "qslm-fake-ibm-token-5f2c9a7e13b04d68"
+
+
+@pytest.fixture(autouse=True)
+def isolated_ibm_config(tmp_path, monkeypatch):
+    for name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def fake_token(monkeypatch):
+    """A token in the environment that is valid nowhere."""
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", FAKE_TOKEN)
+    return FAKE_TOKEN
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    attempts: list[Any] = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise AssertionError(f"network use: connect to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
