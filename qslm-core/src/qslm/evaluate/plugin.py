@@ -10,3 +10,8 @@ def qslm_register_evaluators(register):
         "qslm.evaluate.perplexity:Perplexity",
         summary="Held-out perplexity of the trained model and of its untrained reference",
     )
+    register(
+        "attention-error",
+        "qslm.evaluate.attention_error:AttentionError",
+        summary="Per-layer error of the attention backend against exact, and its perplexity cost",
+    )
