@@ -7,7 +7,6 @@ or leak into a test.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -43,20 +42,6 @@ def fake_token(monkeypatch):
     """A syntactically plausible token in the environment; never valid anywhere."""
     monkeypatch.setenv("DWAVE_API_TOKEN", FAKE_TOKEN)
     return FAKE_TOKEN
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test (and is recorded)."""
-    attempts: list[Any] = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise AssertionError(f"network use: connect to {address!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 def make_mock_qpu(topology: str = "pegasus", shape: list[int] | None = None, **kwargs: Any) -> Any:

@@ -6,9 +6,6 @@ token or saved account can never be used or leak into a test.
 
 from __future__ import annotations
 
-import socket
-from typing import Any
-
 import pytest
 
 FAKE_TOKEN = "qslm-fake-ibm-token-5f2c9a7e13b04d68"
@@ -29,17 +26,3 @@ def fake_token(monkeypatch):
     """A token in the environment that is valid nowhere."""
     monkeypatch.setenv("QISKIT_IBM_TOKEN", FAKE_TOKEN)
     return FAKE_TOKEN
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test."""
-    attempts: list[Any] = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise AssertionError(f"network use: connect to {address!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts

@@ -6,8 +6,8 @@ the top: numpy and qslm's QUBO modules are imported inside the fixtures that use
 Fixtures: ``random_qubo`` (a factory: ``random_qubo(n, sense="min", seed=0, density=0.5,
 offset=0.0)``), ``brute_force`` (``brute_force(qubo) -> (best_energy, best_sample)``) and
 ``qubo_solver`` (a factory: ``qubo_solver("anneal", num_reads=8)`` from the installed
-plugins). The conformance suite is a base class: ``from qslm.testing import
-SolverConformance``.
+plugins) and ``no_network`` (opening a connection fails the test). The conformance suite
+is a base class: ``from qslm.testing import SolverConformance``.
 """
 
 from __future__ import annotations
@@ -43,3 +43,21 @@ def qubo_solver() -> Callable[..., Any]:
         return make_solver(name, options)
 
     return make
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Any attempt to open a network connection fails the test; returns the addresses tried.
+
+    For remote solvers: "missing credentials fail at once, before any network use"."""
+    import socket
+
+    attempts: list[Any] = []
+
+    def refuse(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> None:
+        attempts.append(address)
+        raise AssertionError(f"network use: connect to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
