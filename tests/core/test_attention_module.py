@@ -62,3 +62,12 @@ def test_sampled_backend_never_reads_a_padded_key_and_trains():
 def test_backend_by_registered_name():
     m = MultiheadAttention(8, 2, backend="sampled")
     assert type(m.backend).__name__ == "SampledAttention"
+
+
+def test_unsupported_arguments_are_refused_clearly():
+    import pytest
+
+    from qslm.attention.module import MultiheadAttention
+
+    with pytest.raises(ValueError, match="does not support add_bias_kv"):
+        MultiheadAttention(16, 2, add_bias_kv=True, backend="exact")

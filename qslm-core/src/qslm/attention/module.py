@@ -61,7 +61,10 @@ class MultiheadAttention(nn.MultiheadAttention):
         backend: AttentionBackend | str | None = None,
     ) -> None:
         if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("qslm MultiheadAttention: add_bias_kv/add_zero_attn")
+            raise ValueError(
+                "qslm MultiheadAttention does not support add_bias_kv or add_zero_attn; "
+                "use torch.nn.MultiheadAttention for those"
+            )
         super().__init__(
             embed_dim,
             num_heads,
