@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qslm.components import AttentionBackend
@@ -61,3 +62,24 @@ def install(backend: AttentionBackend, name_prefix: str = "qslm_") -> str:
     AttentionInterface.register(name, backend.function())
     AttentionMaskInterface.register(name, AttentionMaskInterface._global_mapping[mask_kind])
     return name
+
+
+def attend_function(backend: Any) -> Callable[..., Any]:
+    """The Hugging Face attention function of a backend that has ``attend(query, key, value,
+    mask, *, scaling, causal, dropout, training) -> (out (b, heads, seq, d), weights)``."""
+
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        out, weights = backend.attend(
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=scaling,
+            causal=bool(getattr(module, "is_causal", False)),
+            dropout=dropout,
+            training=bool(getattr(module, "training", False)),
+        )
+        return out.transpose(1, 2).contiguous(), weights
+
+    attention.__name__ = f"{type(backend).__name__}_attention"
+    return attention

@@ -152,19 +152,6 @@ class MpsAttention(AttentionBackend):
         return (weights @ v).to(query.dtype), weights.to(query.dtype)
 
     def function(self) -> Callable[..., Any]:
-        def mps_attention(
-            module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs
-        ):
-            out, weights = self.attend(
-                query,
-                key,
-                value,
-                attention_mask,
-                scaling=scaling,
-                causal=bool(getattr(module, "is_causal", False)),
-                dropout=dropout,
-                training=bool(getattr(module, "training", False)),
-            )
-            return out.transpose(1, 2).contiguous(), weights
+        from qslm.attention.hf import attend_function
 
-        return mps_attention
+        return attend_function(self)

@@ -103,29 +103,9 @@ class SampledAttention(AttentionBackend):
     def function(self) -> Callable[..., Any]:
         self.plan()
 
-        def sampled_attention(
-            module: Any,
-            query: Any,
-            key: Any,
-            value: Any,
-            attention_mask: Any,
-            scaling: float | None = None,
-            dropout: float = 0.0,
-            **kwargs: Any,
-        ) -> tuple[Any, Any]:
-            out, weights = self.attend(
-                query,
-                key,
-                value,
-                attention_mask,
-                scaling=scaling,
-                causal=bool(getattr(module, "is_causal", False)),
-                dropout=dropout,
-                training=bool(getattr(module, "training", False)),
-            )
-            return out.transpose(1, 2).contiguous(), weights
+        from qslm.attention.hf import attend_function
 
-        return sampled_attention
+        return attend_function(self)
 
     def attend(
         self,
