@@ -43,10 +43,10 @@ def assert_not_installed(session: nox.Session, dists: list[str]) -> None:
 
 @nox.session
 def core(session: nox.Session) -> None:
-    """qslm-core alone (with its embeddings extra; dimod, scikit-learn and matplotlib to check
-    conversions and plots against): proves no backend is installed, then runs tests/core."""
+    """qslm-core alone (with all its extras; httpx as the test client, dimod and scikit-learn to
+    check conversions against): proves no backend is installed, then runs tests/core."""
     install(session, "torch==2.13.0")
-    install(session, "./qslm-core[embeddings]", "pytest", "dimod", "scikit-learn", "matplotlib")
+    install(session, "./qslm-core[all]", "pytest", "httpx", "dimod", "scikit-learn")
     assert_not_installed(session, ALL_PLUGINS)
     session.run("pytest", "tests/core", *session.posargs)
 

@@ -22,6 +22,16 @@ def _stderr_progress(message: str) -> None:
     click.echo(message, err=True)
 
 
+_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def _complete_checkpoint(path: Path) -> bool:
+    if not all((path / name).is_file() for name in _CHECKPOINT_FILES):
+        return False
+    weights = list(path.glob("*.safetensors"))
+    return bool(weights) and any(path.glob("rng_state*.pth"))
+
+
 @dataclass
 class RunContext:
     """Seed, staging build directory, logger, progress reporter and registry of one run.
@@ -38,6 +48,28 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("qslm.run"))
     manifest: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    resume: bool = False
+    """Continue training from the newest complete checkpoint (``qslm run --resume``)."""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where trainers keep resumable checkpoints (``checkpoint-<step>/`` folders)."""
+        return self.build_dir / "checkpoints"
+
+    def resume_checkpoint(self) -> str | None:
+        """The checkpoint to resume from: the newest complete one when resuming, else None.
+
+        A checkpoint is complete when the files the Hugging Face Trainer writes last are all
+        there; a process killed while saving leaves an incomplete one, which is skipped.
+        """
+        if not self.resume or not self.checkpoint_dir.is_dir():
+            return None
+        steps = []
+        for p in self.checkpoint_dir.iterdir():
+            name, _, step = p.name.partition("-")
+            if name == "checkpoint" and step.isdigit() and _complete_checkpoint(p):
+                steps.append((int(step), p))
+        return str(max(steps)[1]) if steps else None
 
     def path(self, *parts: str) -> Path:
         """A path inside the staging build directory (parent folders created)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
+from qslm.train.callbacks import LogToContext, usable_cpus
 from qslm.train.packing import pack, record_texts, token_stream
 from qslm.train.quiet import hf_quiet
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 EOS = "<|endoftext|>"
 MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoints"
 
 
 class ScratchOptions(Options):
@@ -170,7 +169,7 @@ class ScratchTrainer(Trainer):
         self.plan()
         o = self.options
         texts = record_texts(data.train, split="training")
-        torch.set_num_threads(o.threads or _usable_cpus())
+        torch.set_num_threads(o.threads or usable_cpus())
         transformers.set_seed(ctx.seed)
         out = ctx.build_dir / MODEL_DIR
 
@@ -213,7 +212,7 @@ class ScratchTrainer(Trainer):
         model.config.use_cache = True  # the Trainer turns the KV cache off; generation wants it
         model.save_pretrained(out)  # safetensors only: transformers 5 writes no pickle
         tokenizer.save_pretrained(out)
-        checkpoints = ctx.build_dir / CHECKPOINT_DIR
+        checkpoints = ctx.checkpoint_dir
         if checkpoints.exists() and not (o.keep_checkpoint and o.checkpoint_every):
             shutil.rmtree(checkpoints)
 
@@ -266,7 +265,7 @@ class ScratchTrainer(Trainer):
         ids = torch.tensor(blocks, dtype=torch.long)
         dataset = [{"input_ids": row, "labels": row} for row in ids]
         args = TrainingArguments(
-            output_dir=str(ctx.build_dir / CHECKPOINT_DIR),
+            output_dir=str(ctx.checkpoint_dir),
             per_device_train_batch_size=o.batch_size,
             gradient_accumulation_steps=o.gradient_accumulation_steps,
             learning_rate=o.learning_rate,
@@ -290,7 +289,7 @@ class ScratchTrainer(Trainer):
             disable_tqdm=True,
             dataloader_pin_memory=False,
         )
-        recorder = _LogToContext(ctx)
+        recorder = LogToContext(ctx)
         trainer = HFTrainer(
             model=model,
             args=args,
@@ -300,41 +299,8 @@ class ScratchTrainer(Trainer):
             callbacks=[recorder.callback()],
         )
         trainer.remove_callback(PrinterCallback)  # it prints raw dicts; the recorder reports
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint())
         return result, recorder.last_loss
-
-
-class _LogToContext:
-    """Sends each logged step to the build's training log and a short line to progress."""
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        self.last_loss = float("nan")
-        self.started = time.perf_counter()
-
-    def callback(self) -> Any:
-        from transformers import TrainerCallback
-
-        recorder = self
-
-        class Callback(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                recorder.on_log(state, logs or {})
-
-        return Callback()
-
-    def on_log(self, state: Any, logs: dict[str, Any]) -> None:
-        if "loss" not in logs:
-            return
-        loss = float(logs["loss"])
-        self.last_loss = loss
-        lr = float(logs.get("learning_rate", 0.0))
-        extra = {k: logs[k] for k in ("grad_norm", "epoch") if k in logs}
-        self.ctx.log_event("train", step=state.global_step, loss=loss, learning_rate=lr, **extra)
-        self.ctx.progress(
-            f"  step {state.global_step}/{state.max_steps}  loss {loss:.3f}  "
-            f"lr {lr:.2e}  {time.perf_counter() - self.started:.0f}s"
-        )
 
 
 def train_tokenizer(
@@ -371,13 +337,6 @@ def train_tokenizer(
         model_max_length=context_length,
         clean_up_tokenization_spaces=False,
     )
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
 
 
 def state_sha256(model: Any) -> str:
