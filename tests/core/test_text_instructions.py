@@ -42,7 +42,8 @@ def _source(tmp_path, **options):
 
 def test_markdown_headings_become_topics_not_paragraphs():
     units = markdown_paragraphs(DOC)
-    assert [h for h, _ in units] == ["Quantum annealing", "Quantum annealing", "Hardware", "Cooking"]
+    topics = [h for h, _ in units]
+    assert topics == ["Quantum annealing", "Quantum annealing", "Hardware", "Cooking"]
     assert units[2][1].startswith("The chip holds") and "Couplers between" in units[2][1]
     assert markdown_paragraphs("# A\ntext under A\n## B\ntext under B") == [
         ("A", "text under A"),
@@ -128,11 +129,11 @@ def test_split_is_seeded_and_shared_with_paragraph_mode(tmp_path):
 
 
 def test_bad_instruction_options_fail_at_preflight(tmp_path):
-    with pytest.raises(ConfigError, match=r"data.options.instruction: unknown placeholder \{title"):
+    with pytest.raises(ConfigError, match=r"instruction: unknown placeholder \{title"):
         _source(tmp_path, instruction="Explain {title}.").plan()
-    with pytest.raises(ConfigError, match='data.options.keywords: applies only to mode = "instr'):
+    with pytest.raises(ConfigError, match=r'options\.keywords: applies only to mode = "instr'):
         TextSource(TextOptions(paths=["doc.md"], keywords=["x"]), base_dir=tmp_path).plan()
-    with pytest.raises(ConfigError, match="data.options.paths: no text found"):
+    with pytest.raises(ConfigError, match=r"data\.options\.paths: no text found"):
         _source(tmp_path, keywords=["photosynthesis"]).load(_ctx(tmp_path))
     lines = _source(tmp_path, keywords=["qubit"]).plan()
     assert "keywords ['qubit']" in lines[-1]
