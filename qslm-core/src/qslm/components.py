@@ -100,6 +100,10 @@ class AttentionBackend(Component):
 
 
 class Trainer(Component):
+    supports_module_selection: ClassVar[bool] = False
+    """Whether ``[train.select_modules]`` may be used with this trainer: it trains LoRA
+    modules and adds ``qslm.train.module_select.callback_for`` to its Trainer's callbacks."""
+
     @abstractmethod
     def train(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> Artifact:
         """Do the component's work."""

@@ -10,13 +10,16 @@ import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from qslm.components import Component, Options
 from qslm.errors import ConfigError, QslmError
 from qslm.plugins import ComponentSpec, Registry
+
+if TYPE_CHECKING:
+    from qslm.train.module_select import ModuleSelectConfig
 
 _TYPE_WORDS = {
     "float_type": "a number",
@@ -142,6 +145,8 @@ class TrainSection(Options):
 
     trainer: str = "scratch"
     options: dict[str, Any] = {}
+    # Validated by qslm.train.module_select.parse_config (errors: train.select_modules.<key>).
+    select_modules: dict[str, Any] | None = None
 
 
 class PipelineFile(Options):
@@ -201,6 +206,7 @@ class PipelineConfig:
     evaluators: list[ComponentRef]
     select: SelectConfig | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    select_modules: ModuleSelectConfig | None = None  # [train.select_modules]
 
     @property
     def base_dir(self) -> Path:
@@ -210,6 +216,8 @@ class PipelineConfig:
         refs = [self.data]
         if self.select is not None:
             refs += self.select.solvers + self.select.race
+        if self.select_modules is not None:
+            refs += self.select_modules.solvers
         return [*refs, self.attention, self.train, *self.evaluators]
 
 
@@ -348,6 +356,18 @@ def load_pipeline(
         except ConfigError as exc:
             problems.extend(str(exc).split("\n"))
         select = SelectConfig(s.size, solvers, race, s.time_limit, dict(s.options))
+    select_modules = None
+    if top.train.select_modules is not None:
+        from qslm.train.module_select import parse_config
+
+        if train is not None and not getattr(train.cls, "supports_module_selection", False):
+            problems.append(
+                f"{file}: train.select_modules: trainer {train.spec.name!r} does not support "
+                'module selection (it needs a trainer with LoRA modules, e.g. "lora")'
+            )
+        select_modules = parse_config(
+            top.train.select_modules, file=file, resolve=resolve, problems=problems
+        )
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -370,4 +390,5 @@ def load_pipeline(
         evaluators=evaluators,
         select=select,
         raw=raw,
+        select_modules=select_modules,
     )
