@@ -3,20 +3,26 @@ renamed into place only when complete."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from qslm.errors import ConfigError, QslmError
 
 _VERSION = re.compile(r"^v(\d+)$")
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
+RUN_STATE = "run.json"  # in a staging folder: what run owns it (``qslm run --resume`` reads it)
+RUN_LOCK = ".run.lock"  # in a staging folder: flock-ed by the process working in it
+CURRENT = "CURRENT"  # in a pipeline's folder: the promoted version (``qslm builds promote``)
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api[_-]?key|connection[_-]?string)", re.I)
 
 
@@ -122,6 +128,199 @@ class BuildStore:
     def discard(staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
+    def current(self) -> int | None:
+        """The promoted version, or None when none was promoted (or it no longer exists)."""
+        try:
+            m = _VERSION.match((self.dir / CURRENT).read_text(encoding="utf-8").strip())
+        except OSError:
+            return None
+        if m and int(m.group(1)) in self.versions():
+            return int(m.group(1))
+        return None
+
+    def current_or_latest(self) -> int | None:
+        """What ``name@current`` means: the promoted version, else the newest build."""
+        versions = self.versions()
+        return self.current() or (versions[-1] if versions else None)
+
+    def promote(self, version: int) -> None:
+        """Make ``version`` the current build: the ``CURRENT`` file is replaced atomically, so
+        readers see the old or the new pointer, never a half-written one."""
+        if version not in self.versions():
+            have = ", ".join(f"v{v}" for v in self.versions()) or "none"
+            raise ConfigError(f"{self.dir.name}: no build v{version} to promote (have {have})")
+        tmp = self.dir / f".{CURRENT}.{os.getpid()}.tmp"
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(f"v{version}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.dir / CURRENT)
+        _fsync_dir(self.dir)
+
+    def stagings(self) -> list[Path]:
+        """Staging folders of runs in progress or interrupted, newest first."""
+        if not self.dir.is_dir():
+            return []
+        found = [p for p in self.dir.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir()]
+        return sorted(found, key=lambda p: _run_started(p), reverse=True)
+
+
+def _run_started(staging: Path) -> float:
+    state = read_run_state(staging)
+    if state and isinstance(state.get("started_unix"), int | float):
+        return float(state["started_unix"])
+    return staging.stat().st_mtime
+
+
+def config_sha256(raw: dict[str, Any]) -> str:
+    """A digest of a resolved pipeline configuration (after ``--set`` overrides)."""
+    text = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_run_state(staging: Path, *, name: str, pipeline: Path, raw: dict[str, Any]) -> None:
+    """Record in ``staging`` which run owns it: the resolved config (secrets redacted; the
+    digest is of the real values), pid, host and start time."""
+    now = dt.datetime.now(dt.UTC)
+    write_json(
+        staging / RUN_STATE,
+        {
+            "qslm_run": 1,
+            "name": name,
+            "pipeline_file": str(pipeline),
+            "config_sha256": config_sha256(raw),
+            "config": redact(raw),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": now.isoformat(timespec="seconds"),
+            "started_unix": now.timestamp(),
+        },
+    )
+
+
+def read_run_state(staging: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((staging / RUN_STATE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def lock_staging(staging: Path) -> IO[bytes] | None:
+    """Take the staging folder's lock without waiting; the open lock file, or None when another
+    process holds it. The kernel drops the lock when its holder dies, even by SIGKILL, so a
+    held lock means a live owner (a run, or a resume of it)."""
+    import fcntl
+
+    f = (staging / RUN_LOCK).open("a+b")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+@dataclass
+class Interrupted:
+    """A staging folder left by a run that can no longer finish by itself."""
+
+    path: Path
+    state: dict[str, Any] | None  # None: the run died before writing run.json
+    lock: IO[bytes]
+
+
+def staging_status(staging: Path) -> str:
+    """``running`` (its owner lives), ``interrupted`` (resumable), ``other-host`` or
+    ``unknown`` (no run.json: a run killed at its very start, or an older qslm)."""
+    state = read_run_state(staging)
+    if state is None:
+        return "unknown"
+    if state.get("host") != socket.gethostname():
+        return "other-host"
+    lock = lock_staging(staging)
+    if lock is None:
+        return "running"
+    lock.close()
+    return "interrupted"
+
+
+def claim_interrupted(store: BuildStore, raw: dict[str, Any]) -> Interrupted:
+    """The newest interrupted staging folder of ``store`` whose configuration is ``raw``,
+    locked for this process.
+
+    Only folders of this host count (a pid means nothing elsewhere) whose lock is free (their
+    owner is dead). :class:`ConfigError` when there is nothing to resume or every interrupted
+    run had another configuration (the message says which keys differ).
+    """
+    want = config_sha256(raw)
+    mismatched: list[tuple[Path, dict[str, Any]]] = []
+    busy = 0
+    host = socket.gethostname()
+    for staging in store.stagings():
+        state = read_run_state(staging)
+        if state is None or state.get("host") != host:
+            continue
+        lock = lock_staging(staging)
+        if lock is None:
+            busy += 1
+            continue
+        state = read_run_state(staging)  # again, under the lock: a publishing run removes it
+        if state is None:
+            lock.close()
+            continue
+        if state.get("config_sha256") == want:
+            return Interrupted(staging, state, lock)
+        lock.close()
+        mismatched.append((staging, state))
+    where = store.dir
+    if mismatched:
+        staging, state = mismatched[0]
+        diff = config_diff(state.get("config") or {}, redact(raw))
+        lines = [f"  {key}: {_show(old)} -> {_show(new)}" for key, old, new in diff[:20]]
+        if not diff:
+            lines = ["  (a redacted secret value differs)"]
+        raise ConfigError(
+            f"cannot resume {store.dir.name!r}: the interrupted run in {staging.name} (started "
+            f"{state.get('started', '?')}) had another configuration; what differs "
+            "(interrupted -> now):\n" + "\n".join(lines) + "\nRun with the same pipeline "
+            "file and --set options, or without --resume to start a new build."
+        )
+    extra = f" ({busy} run(s) still in progress)" if busy else ""
+    raise ConfigError(
+        f"nothing to resume: no interrupted run of {store.dir.name!r} in {where}{extra}; "
+        "run without --resume to start a new build"
+    )
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "(absent)"
+    return json.dumps(value, default=str)
+
+
+_MISSING = object()
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config/metrics tree as dotted keys (``train.options.max_steps``)."""
+    if isinstance(tree, dict) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: tree}
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Dotted keys whose values differ: ``(key, old, new)``; an absent side is ``_MISSING``."""
+    a, b = flatten(old), flatten(new)
+    return [
+        (key, a.get(key, _MISSING), b.get(key, _MISSING))
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key, _MISSING) != b.get(key, _MISSING)
+    ]
+
 
 def read_manifest(build: Path) -> dict[str, Any]:
     path = build / MANIFEST
@@ -134,21 +333,90 @@ def read_manifest(build: Path) -> dict[str, Any]:
 
 
 def resolve_build(spec: str, output: Path) -> Path:
-    """A build from a folder path or ``name@vN`` / ``name@latest`` under ``output``."""
-    if "@" in spec and not Path(spec).exists():
-        name, _, version = spec.partition("@")
-        store = BuildStore(output, name)
-        versions = store.versions()
-        if not versions:
-            raise ConfigError(f"{spec}: no builds of {name!r} in {output}")
-        if version in ("latest", "current"):
-            return store.path(versions[-1])
-        m = _VERSION.match(version)
-        if not m or int(m.group(1)) not in versions:
-            have = ", ".join(f"v{v}" for v in versions)
-            raise ConfigError(f"{spec}: no build {version!r} of {name!r} (have {have})")
-        return store.path(int(m.group(1)))
+    """A build from a folder path, ``name@vN`` / ``name@latest`` / ``name@current``, or a bare
+    ``vN`` / ``current`` / ``latest`` when ``output`` holds the builds of one pipeline only."""
     path = Path(spec)
-    if not (path / MANIFEST).is_file():
-        raise ConfigError(f"{spec}: not a qslm build folder (no {MANIFEST})")
-    return path
+    if (path / MANIFEST).is_file():
+        return path
+    name, at, version = spec.rpartition("@")
+    if not at:
+        if not (_VERSION.match(spec) or spec in ("latest", "current")):
+            raise ConfigError(
+                f"{spec}: not a qslm build folder (no {MANIFEST}); name a build as a folder, "
+                "NAME@vN, NAME@current or NAME@latest"
+            )
+        names = pipeline_names(output)
+        if len(names) != 1:
+            have = ", ".join(names) or "none"
+            raise ConfigError(
+                f"{spec}: say which pipeline, as NAME@{spec}: {output} holds builds of "
+                f"{len(names)} pipelines ({have})"
+            )
+        name, version = names[0], spec
+    store = BuildStore(output, name)
+    versions = store.versions()
+    if not versions:
+        raise ConfigError(f"{name}@{version}: no builds of {name!r} in {output}")
+    if version == "latest":
+        return store.path(versions[-1])
+    if version == "current":
+        return store.path(store.current_or_latest())  # type: ignore[arg-type]
+    m = _VERSION.match(version)
+    if not m or int(m.group(1)) not in versions:
+        have = ", ".join(f"v{v}" for v in versions)
+        raise ConfigError(f"{name}@{version}: no build {version!r} of {name!r} (have {have})")
+    return store.path(int(m.group(1)))
+
+
+def pipeline_names(output: Path) -> list[str]:
+    """Names of the pipelines with at least one build (or staging folder) under ``output``."""
+    if not output.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in output.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and any(_VERSION.match(c.name) or c.name.startswith(STAGING_PREFIX) for c in p.iterdir())
+    )
+
+
+def compare_builds(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Differences between two manifests: ``config`` (dotted keys), ``metrics`` (with delta
+    and relative change) and ``versions`` (components, libraries and plugins)."""
+
+    def show(value: Any) -> Any:
+        return "(absent)" if value is _MISSING else value
+
+    config = [
+        {"key": k, "old": show(a), "new": show(b)}
+        for k, a, b in config_diff(
+            (old.get("pipeline") or {}).get("config") or {},
+            (new.get("pipeline") or {}).get("config") or {},
+        )
+    ]
+    metrics = []
+    for k, a, b in config_diff(old.get("metrics") or {}, new.get("metrics") or {}):
+        row: dict[str, Any] = {"key": k, "old": show(a), "new": show(b)}
+        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b)):
+            row["delta"] = b - a
+            row["relative"] = (b - a) / abs(a) if a else None
+        metrics.append(row)
+    old_versions = {"components": _component_versions(old), **(old.get("versions") or {})}
+    new_versions = {"components": _component_versions(new), **(new.get("versions") or {})}
+    versions = [
+        {"key": k, "old": show(a), "new": show(b)}
+        for k, a, b in config_diff(old_versions, new_versions)
+    ]
+    return {"config": config, "metrics": metrics, "versions": versions}
+
+
+def _component_versions(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``{key: "name distribution version"}`` of each component of a build."""
+    out = {}
+    for key, comp in (manifest.get("components") or {}).items():
+        if isinstance(comp, dict):
+            out[key] = " ".join(
+                str(comp[f]) for f in ("name", "distribution", "version") if comp.get(f)
+            )
+    return out

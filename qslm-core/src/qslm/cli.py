@@ -216,54 +216,202 @@ def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> N
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @_set_option
 @_output_option
-def run(pipeline: str, overrides: tuple[str, ...], output: str | None) -> None:
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the newest interrupted run of PIPELINE (same config) from its last "
+    "complete checkpoint.",
+)
+@click.option(
+    "--nproc",
+    type=int,
+    default=None,
+    help="Train in N processes under torchrun (DDP: gloo on CPU, nccl on GPUs).",
+)
+@click.option(
+    "--accelerate-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Launch the training with `accelerate launch --config_file FILE`.",
+)
+def run(
+    pipeline: str,
+    overrides: tuple[str, ...],
+    output: str | None,
+    resume: bool,
+    nproc: int | None,
+    accelerate_config: str | None,
+) -> None:
     """Run PIPELINE and publish a new build; prints the build's path as the last line."""
     from qslm.pipeline import run_pipeline
+    from qslm.train.launch import Launch
 
+    launch = None
+    if nproc is not None or accelerate_config is not None:
+        launch = Launch(
+            nproc=nproc,
+            accelerate_config=Path(accelerate_config) if accelerate_config else None,
+            overrides=overrides,
+            output=str(Path(output).absolute()) if output else None,
+        )
     config, registry = _load(pipeline, overrides, output)
-    build = run_pipeline(config, registry)
+    build = run_pipeline(config, registry, resume=resume, launch=launch)
     click.echo(str(build))
 
 
 @cli.group()
 def builds() -> None:
-    """Inspect versioned builds."""
+    """Inspect, compare and promote versioned builds."""
+
+
+def _metric_summary(manifest: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+        for ev in manifest.get("metrics", {}).values()
+        if isinstance(ev, dict)
+        for k, val in list(ev.items())[:2]
+    )
 
 
 @builds.command("list")
-@click.argument("name", required=False)
+@click.argument("where", required=False, metavar="[OUTPUT | NAME]")
 @_output_option
-def builds_list(name: str | None, output: str | None) -> None:
-    """List the builds under the output folder (of one pipeline NAME, or all)."""
-    from qslm.builds import BuildStore, read_manifest
+def builds_list(where: str | None, output: str | None) -> None:
+    """List the builds in an output folder (default ./builds), or of one pipeline NAME.
 
+    \b
+    qslm builds list                 every pipeline in ./builds
+    qslm builds list runs/           every pipeline in runs/
+    qslm builds list quickstart      one pipeline in ./builds (or --output)
+    The current (promoted) build is marked with *; runs in progress or interrupted follow.
+    """
+    from qslm.builds import BuildStore, pipeline_names, read_manifest, staging_status
+
+    name = where
+    # the issue's form `builds list OUTPUT` beside the older `builds list NAME --output`
+    if where and output is None and Path(where).is_dir() and not (Path("builds") / where).is_dir():
+        output, name = where, None
     root = Path(output or "builds")
     if not root.is_dir():
-        raise QslmError(f"{root}: no builds folder here (use --output)")
-    names = [name] if name else sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise QslmError(f"{root}: no builds folder here (name one, or use --output)")
+    names = [name] if name else pipeline_names(root)
     for n in names:
         store = BuildStore(root, n)
+        current = store.current_or_latest()
         for v in store.versions():
             manifest = read_manifest(store.path(v))
-            summary = ", ".join(
-                f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
-                for ev in manifest.get("metrics", {}).values()
-                if isinstance(ev, dict)
-                for k, val in list(ev.items())[:2]
-            )
-            click.echo(f"{n}@v{v}  {manifest.get('created', '')}  {summary}")
+            mark = "*" if v == current else " "
+            created = manifest.get("created", "")
+            click.echo(f"{mark} {n}@v{v}  {created}  {_metric_summary(manifest)}")
+        for staging in store.stagings():
+            status = staging_status(staging)
+            hint = {
+                "interrupted": "interrupted: continue with qslm run PIPELINE --resume, "
+                "or remove with qslm builds clean",
+                "running": "running",
+            }.get(status, f"{status}: remove with qslm builds clean if no run uses it")
+            click.echo(f"  {n}/{staging.name}  ({hint})")
 
 
 @builds.command("show")
 @click.argument("build")
 @_output_option
 def builds_show(build: str, output: str | None) -> None:
-    """Print the manifest of BUILD (a folder, or NAME@vN / NAME@latest)."""
+    """Print the manifest of BUILD: a folder, NAME@vN, NAME@current, NAME@latest, or vN
+    when the output folder holds one pipeline."""
     from qslm.builds import read_manifest, resolve_build
 
     path = resolve_build(build, Path(output or "builds"))
     click.echo(f"# {path}")
+    report = path / "report.md"
+    click.echo(f"# report: {report}" if report.is_file() else f"# no report: qslm report {path}")
     click.echo(json.dumps(read_manifest(path), indent=2))
+
+
+@builds.command("compare")
+@click.argument("old")
+@click.argument("new")
+@_output_option
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def builds_compare(old: str, new: str, output: str | None, as_json: bool) -> None:
+    """What changed from build OLD to build NEW: configuration (dotted keys, old -> new),
+    metrics (with relative change) and component/library versions."""
+    from qslm.builds import compare_builds, read_manifest, resolve_build
+
+    root = Path(output or "builds")
+    a, b = resolve_build(old, root), resolve_build(new, root)
+    diff = compare_builds(read_manifest(a), read_manifest(b))
+    if as_json:
+        click.echo(json.dumps({"old": str(a), "new": str(b), **diff}, indent=2, default=str))
+        return
+    click.echo(f"# {a} -> {b}")
+    for title, rows in (
+        ("configuration", diff["config"]),
+        ("metrics", diff["metrics"]),
+        ("versions", diff["versions"]),
+    ):
+        click.echo(f"{title}:" if rows else f"{title}: same")
+        for row in rows:
+            line = f"  {row['key']}: {row['old']} -> {row['new']}"
+            if row.get("delta") is not None:
+                line += f"  ({row['delta']:+.4g}"
+                line += f", {row['relative']:+.1%})" if row.get("relative") is not None else ")"
+            click.echo(line)
+
+
+@builds.command("promote")
+@click.argument("build")
+@_output_option
+def builds_promote(build: str, output: str | None) -> None:
+    """Make BUILD the current build of its pipeline (NAME@current); promoting an older build
+    rolls back."""
+    from qslm.builds import BuildStore, resolve_build
+
+    path = resolve_build(build, Path(output or "builds"))
+    store = BuildStore(path.parent.parent, path.parent.name)
+    before = store.current()
+    store.promote(int(path.name[1:]))
+    was = f" (was v{before})" if before else ""
+    click.echo(f"{path.parent.name}@current -> {path.name}{was}")
+
+
+@builds.command("clean")
+@click.argument("name", required=False)
+@_output_option
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def builds_clean(name: str | None, output: str | None, dry_run: bool) -> None:
+    """Remove the staging folders of interrupted runs (never a build, never a live run)."""
+    import socket
+
+    from qslm.builds import BuildStore, lock_staging, pipeline_names, read_run_state
+
+    root = Path(output or "builds")
+    for n in [name] if name else pipeline_names(root):
+        for staging in BuildStore(root, n).stagings():
+            state = read_run_state(staging) or {}
+            if state.get("host", socket.gethostname()) != socket.gethostname():
+                click.echo(f"kept {n}/{staging.name} (a run on host {state['host']})")
+                continue
+            lock = lock_staging(staging)
+            if lock is None:
+                click.echo(f"kept {n}/{staging.name} (a run is using it)")
+                continue
+            try:
+                click.echo(f"{'would remove' if dry_run else 'removed'} {n}/{staging.name}")
+                if not dry_run:
+                    BuildStore.discard(staging)
+            finally:
+                lock.close()
+
+
+def _add_inference_commands() -> None:
+    from qslm.inference.cli import COMMANDS  # imports click only; heavy imports in commands
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_inference_commands()
 
 
 def main() -> None:

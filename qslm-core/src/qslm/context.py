@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,16 @@ def _complete_checkpoint(path: Path) -> bool:
     if not all((path / name).is_file() for name in _CHECKPOINT_FILES):
         return False
     weights = list(path.glob("*.safetensors"))
-    return bool(weights) and any(path.glob("rng_state*.pth"))
+    if not weights or not any(path.glob("rng_state*.pth")):
+        return False
+    # trainer_state.json is written last but not atomically: a kill while writing it leaves a
+    # file that exists and does not parse. Files written before it are whole (a SIGKILL loses
+    # no page-cache writes; only a power cut would).
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and str(state.get("global_step")) == path.name.partition("-")[2]
 
 
 @dataclass
@@ -50,6 +60,8 @@ class RunContext:
     timings: dict[str, float] = field(default_factory=dict)
     resume: bool = False
     """Continue training from the newest complete checkpoint (``qslm run --resume``)."""
+    main_process: bool = True
+    """False in the ranks other than 0 of a ``qslm run --nproc N`` run: they write no log."""
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -62,14 +74,38 @@ class RunContext:
         A checkpoint is complete when the files the Hugging Face Trainer writes last are all
         there; a process killed while saving leaves an incomplete one, which is skipped.
         """
-        if not self.resume or not self.checkpoint_dir.is_dir():
+        if not self.resume:
             return None
-        steps = []
+        latest = self.latest_checkpoint()
+        return str(latest) if latest else None
+
+    def _checkpoints(self) -> list[tuple[int, Path]]:
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = []
         for p in self.checkpoint_dir.iterdir():
             name, _, step = p.name.partition("-")
-            if name == "checkpoint" and step.isdigit() and _complete_checkpoint(p):
-                steps.append((int(step), p))
-        return str(max(steps)[1]) if steps else None
+            if name == "checkpoint" and step.isdigit() and p.is_dir():
+                found.append((int(step), p))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint in :attr:`checkpoint_dir`, resuming or not."""
+        complete = [p for _, p in self._checkpoints() if _complete_checkpoint(p)]
+        return complete[-1] if complete else None
+
+    def discard_incomplete_checkpoints(self) -> list[str]:
+        """Delete the checkpoints a killed run left half-written; returns their names.
+
+        The Trainer would write the same step again into such a folder, but its checkpoint
+        rotation must never see a half-written folder as the newest one.
+        """
+        removed = []
+        for _, p in self._checkpoints():
+            if not _complete_checkpoint(p):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        return removed
 
     def path(self, *parts: str) -> Path:
         """A path inside the staging build directory (parent folders created)."""
@@ -79,6 +115,8 @@ class RunContext:
 
     def log_event(self, event: str, **data: Any) -> None:
         """Append one JSON line to the build's training log (``train_log.jsonl``)."""
+        if not self.main_process:
+            return
         record = {"time": round(time.time(), 3), "event": event, **data}
         with self.path("train_log.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")

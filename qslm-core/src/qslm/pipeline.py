@@ -12,12 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from qslm import __version__
-from qslm.builds import BuildStore, redact, write_json
+from qslm.builds import (
+    RUN_LOCK,
+    RUN_STATE,
+    BuildStore,
+    claim_interrupted,
+    lock_staging,
+    redact,
+    write_json,
+    write_run_state,
+)
 from qslm.components import AttentionBackend, DataSource, Evaluator, Trainer
 from qslm.config import PipelineConfig
 from qslm.context import RunContext, _stderr_progress
 from qslm.errors import QslmError
 from qslm.plugins import Registry
+from qslm.train.launch import Launch
 
 _LIBRARIES = (
     "torch",
@@ -70,29 +80,88 @@ def run_pipeline(
     registry: Registry,
     *,
     progress: Callable[[str], None] = _stderr_progress,
+    resume: bool = False,
+    launch: Launch | None = None,
 ) -> Path:
     """Run every stage and publish the build; returns the new ``vN`` folder.
 
     The build is assembled in a staging folder; on any failure it is removed and no version
-    appears. Earlier builds are never touched.
+    appears. Earlier builds are never touched. A run killed without a chance to clean up
+    (SIGKILL, power cut) leaves its staging folder, which ``resume=True`` continues from the
+    newest complete training checkpoint. ``launch`` runs the training stage in several
+    processes (``qslm run --nproc N``).
     """
     output = config.output or (Path.cwd() / "builds")
     store = BuildStore(output, config.name)
-    staging = store.create_staging()
     started = time.time()
+    if resume:
+        claimed = claim_interrupted(store, config.raw)
+        staging, lock = claimed.path, claimed.lock
+        state = claimed.state or {}
+        progress(
+            f"resuming the run of {state.get('started', '?')} (pid {state.get('pid', '?')}) "
+            f"in {staging}"
+        )
+    else:
+        staging = store.create_staging()
+        lock = lock_staging(staging)
+        assert lock is not None  # a folder just made with a fresh uuid has no other owner
+    write_run_state(staging, name=config.name, pipeline=config.path, raw=config.raw)
     ctx = RunContext(
-        config=config, registry=registry, build_dir=staging, seed=config.seed, progress=progress
+        config=config,
+        registry=registry,
+        build_dir=staging,
+        seed=config.seed,
+        progress=progress,
+        resume=resume,
     )
     try:
-        manifest = _run_stages(ctx, config)
+        if resume:
+            _prepare_resume(ctx)
+        manifest = _run_stages(ctx, config, launch)
         manifest["timings"] = {**ctx.timings, "total_s": round(time.time() - started, 3)}
-        return store.publish(staging, manifest)
+        # run.json goes first: a resume that finds the folder before the rename then skips it
+        (staging / RUN_STATE).unlink(missing_ok=True)
+        from qslm.report import report_or_warn
+
+        report_or_warn(staging, manifest, progress)  # report.md and plots; never fails a run
+        build = store.publish(staging, manifest)
+        (build / RUN_LOCK).unlink(missing_ok=True)
+        return build
+    except KeyboardInterrupt:
+        if ctx.latest_checkpoint() is not None:
+            progress(
+                f"interrupted; the run can go on from {ctx.latest_checkpoint().name}: "
+                f"qslm run {config.path.name} --resume"
+            )
+        else:
+            store.discard(staging)
+        raise
     except BaseException:
         store.discard(staging)
         raise
+    finally:
+        lock.close()
 
 
-def _run_stages(ctx: RunContext, config: PipelineConfig) -> dict[str, Any]:
+def _prepare_resume(ctx: RunContext) -> None:
+    """Clean what the killed run left half-done and say where training goes on from."""
+    removed = ctx.discard_incomplete_checkpoints()
+    if removed:
+        ctx.progress(f"  removed half-written {', '.join(removed)}")
+    checkpoint = ctx.latest_checkpoint()
+    if checkpoint is None:
+        ctx.progress("  no complete checkpoint: training starts again from step 0")
+    else:
+        ctx.progress(f"  training goes on from {checkpoint.name}")
+    ctx.manifest["resumed"] = {
+        "checkpoint": checkpoint.name if checkpoint else None,
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    ctx.log_event("resume", checkpoint=checkpoint.name if checkpoint else None)
+
+
+def _run_stages(ctx: RunContext, config: PipelineConfig, launch: Launch | None) -> dict[str, Any]:
     plan(config)  # pre-flight again: files may have changed since `qslm validate`
     source = config.data.create()
     attention = config.attention.create()
@@ -120,7 +189,10 @@ def _run_stages(ctx: RunContext, config: PipelineConfig) -> dict[str, Any]:
             data = run_select_stage(ctx, config.select, data)
 
     with ctx.stage("train"):
-        artifact = trainer.train(ctx, data, attention)
+        if launch is None:
+            artifact = trainer.train(ctx, data, attention)
+        else:
+            artifact = launch.train(ctx, data)
 
     metrics: dict[str, Any] = {}
     with ctx.stage("evaluate"):

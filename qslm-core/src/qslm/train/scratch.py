@@ -207,14 +207,15 @@ class ScratchTrainer(Trainer):
             f"{o.context_length} tokens"
         )
 
-        result, last_loss = self._fit(ctx, model, tokenizer, blocks)
+        result, last_loss, main = self._fit(ctx, model, tokenizer, blocks)
 
-        model.config.use_cache = True  # the Trainer turns the KV cache off; generation wants it
-        model.save_pretrained(out)  # safetensors only: transformers 5 writes no pickle
-        tokenizer.save_pretrained(out)
-        checkpoints = ctx.checkpoint_dir
-        if checkpoints.exists() and not (o.keep_checkpoint and o.checkpoint_every):
-            shutil.rmtree(checkpoints)
+        if main:  # under `qslm run --nproc N` every rank trains; rank 0 alone writes
+            model.config.use_cache = True  # the Trainer turns the KV cache off; generation wants it
+            model.save_pretrained(out)  # safetensors only: transformers 5 writes no pickle
+            tokenizer.save_pretrained(out)
+            checkpoints = ctx.checkpoint_dir
+            if checkpoints.exists() and not (o.keep_checkpoint and o.checkpoint_every):
+                shutil.rmtree(checkpoints)
 
         return Artifact(
             model_dir=MODEL_DIR,
@@ -254,8 +255,9 @@ class ScratchTrainer(Trainer):
 
     def _fit(
         self, ctx: RunContext, model: Any, tokenizer: Any, blocks: list[list[int]]
-    ) -> tuple[Any, float]:
-        """Run the Hugging Face Trainer; returns its result and the last logged loss."""
+    ) -> tuple[Any, float, bool]:
+        """Run the Hugging Face Trainer; returns its result, the last logged loss and whether
+        this is the main process (of several under torchrun)."""
         import torch
         from transformers import Trainer as HFTrainer
         from transformers import TrainingArguments, default_data_collator
@@ -300,7 +302,7 @@ class ScratchTrainer(Trainer):
         )
         trainer.remove_callback(PrinterCallback)  # it prints raw dicts; the recorder reports
         result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint())
-        return result, recorder.last_loss
+        return result, recorder.last_loss, trainer.is_world_process_zero()
 
 
 def train_tokenizer(

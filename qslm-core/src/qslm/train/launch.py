@@ -1,0 +1,219 @@
+"""Training in several processes: ``qslm run --nproc N`` and ``--accelerate-config FILE``.
+
+The parent process runs the data and select stages, writes the records into the staging
+folder and starts ``torchrun`` (or ``accelerate launch``) with this module as the program of
+every rank. Each rank rebuilds the pipeline from the same file and ``--set`` options, runs
+only the trainer's ``train()`` (the Hugging Face Trainer does the distributed work: process
+group, DistributedSampler, gradient all-reduce) and rank 0 writes the Artifact back as JSON.
+The parent then evaluates and publishes as in a one-process run.
+
+We launch with torchrun/accelerate themselves rather than spawning processes of our own:
+they bring rendezvous, per-rank environment, failure propagation and multi-node support.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from qslm.errors import ConfigError, QslmError
+
+if TYPE_CHECKING:
+    from qslm.components import Artifact, Dataset
+    from qslm.context import RunContext
+
+DIST_DIR = "dist"  # in the staging folder while the ranks run; removed before publishing
+JOB_ENV = "QSLM_LAUNCH_JOB"  # the job travels in the environment: --set values may be secrets
+
+
+@dataclass
+class Launch:
+    """How to start the training processes (``qslm run --nproc/--accelerate-config``)."""
+
+    nproc: int | None = None
+    accelerate_config: Path | None = None
+    overrides: Sequence[str] = ()
+    output: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.nproc is not None and self.nproc < 1:
+            raise ConfigError(f"--nproc {self.nproc}: must be 1 or more")
+        if self.accelerate_config is not None and not Path(self.accelerate_config).is_file():
+            raise ConfigError(f"--accelerate-config {self.accelerate_config}: no such file")
+
+    def command(self, staging: Path) -> list[str]:
+        """The launcher's command line for ``staging``."""
+        program = ["-m", "qslm.train.launch", str(staging)]
+        if self.accelerate_config is not None:
+            cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+            cmd += ["--config_file", str(Path(self.accelerate_config).absolute())]
+            if self.nproc is not None:
+                cmd += ["--num_processes", str(self.nproc)]
+            return [*cmd, *program]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={self.nproc or 1}",
+            *program,
+        ]
+
+    def train(self, ctx: RunContext, data: Dataset) -> Artifact:
+        """Run the trainer of ``ctx.config`` in the launched processes; rank 0's Artifact."""
+        from qslm.builds import config_sha256, write_json
+        from qslm.components import Artifact
+
+        config = ctx.config
+        dist = ctx.build_dir / DIST_DIR
+        if dist.exists():  # left by a killed run that we resume
+            for p in dist.iterdir():
+                p.unlink()
+        dist.mkdir(exist_ok=True)
+        write_json(dist / "records.json", dataclasses.asdict(data))
+        job = {
+            "pipeline": str(config.path),
+            "overrides": list(self.overrides),
+            "output": self.output,
+            "config_sha256": config_sha256(config.raw),
+            "resume": ctx.resume,
+        }
+        how = (
+            f"accelerate launch --config_file {self.accelerate_config}"
+            if self.accelerate_config
+            else f"torchrun, {self.nproc or 1} processes"
+        )
+        ctx.progress(f"  launching the training ({how})")
+        ctx.manifest["distributed"] = {
+            "launcher": "accelerate" if self.accelerate_config else "torchrun",
+            "nproc": self.nproc,
+            "accelerate_config": str(self.accelerate_config) if self.accelerate_config else None,
+        }
+        env = {**os.environ, **self.extra_env, JOB_ENV: json.dumps(job)}
+        proc = subprocess.Popen(
+            self.command(ctx.build_dir),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        assert proc.stdout is not None
+        tail: list[str] = []
+        _forward(proc.stdout, ctx.progress, tail)
+        code = proc.wait()
+        errors = sorted(dist.glob("error-*.txt"))
+        if code != 0 or errors:
+            told = [p.read_text(encoding="utf-8").strip() for p in errors]
+            detail = "\n".join(told) if told else "\n".join(tail[-15:])
+            raise QslmError(f"training under {how.split(',')[0]} failed (exit {code}):\n{detail}")
+        try:
+            result = json.loads((dist / "artifact.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise QslmError(f"training finished but rank 0 left no artifact: {exc}") from None
+        ctx.manifest.update(result.get("manifest", {}))
+        for p in dist.iterdir():
+            p.unlink()
+        dist.rmdir()
+        return Artifact(**result["artifact"])
+
+
+def _forward(stream: IO[str], progress: Callable[[str], None], tail: list[str]) -> None:
+    """Pass the ranks' output (rank 0's progress, the launcher's own messages) to progress."""
+    for line in stream:
+        line = line.rstrip("\n")
+        tail.append(line)
+        del tail[:-50]
+        progress(line)
+
+
+def _die_with_parent() -> None:
+    """In the launcher's process: get SIGTERM when qslm dies, even by SIGKILL, so no orphan
+    rank keeps writing into a staging folder that ``--resume`` may take over (Linux only)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_rank(staging: Path) -> None:
+    """One rank: rebuild the pipeline, train, and (rank 0) write the Artifact as JSON."""
+    from qslm.builds import config_sha256, write_json
+    from qslm.components import AttentionBackend, Dataset, Trainer
+    from qslm.config import load_pipeline
+    from qslm.context import RunContext
+    from qslm.plugins import get_registry
+
+    rank = int(os.environ.get("RANK", "0"))
+    job = json.loads(os.environ[JOB_ENV])
+    registry = get_registry()
+    config = load_pipeline(
+        job["pipeline"], registry, overrides=job["overrides"], output=job["output"]
+    )
+    if config_sha256(config.raw) != job["config_sha256"]:
+        raise QslmError(
+            f"{config.path}: the pipeline file changed after the run started; run it again"
+        )
+    records = json.loads((staging / DIST_DIR / "records.json").read_text(encoding="utf-8"))
+    data = Dataset(**records)
+    ctx = RunContext(
+        config=config,
+        registry=registry,
+        build_dir=staging,
+        seed=config.seed,
+        resume=bool(job["resume"]),
+        main_process=rank == 0,
+        **({} if rank == 0 else {"progress": _silent}),
+    )
+    trainer = config.train.create()
+    attention = config.attention.create()
+    assert isinstance(trainer, Trainer) and isinstance(attention, AttentionBackend)
+    artifact = trainer.train(ctx, data, attention)
+    if rank == 0:
+        write_json(
+            staging / DIST_DIR / "artifact.json",
+            {"artifact": dataclasses.asdict(artifact), "manifest": _jsonable(ctx.manifest)},
+        )
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 1:
+        print("usage: python -m qslm.train.launch STAGING_DIR (started by qslm run --nproc)")
+        return 2
+    staging = Path(argv[0])
+    try:
+        run_rank(staging)
+    except QslmError as exc:
+        # the parent shows this message instead of torchrun's traceback summary
+        rank = os.environ.get("RANK", "0")
+        (staging / DIST_DIR / f"error-{rank}.txt").write_text(
+            f"rank {rank}: {exc}\n", encoding="utf-8"
+        )
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
