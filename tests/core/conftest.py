@@ -85,3 +85,48 @@ def tiny_build(tmp_path_factory):
         make_context(build, lines.append), make_synthetic_data(), ExactAttention()
     )
     return build, artifact, lines
+
+
+def save_tiny_build(root, name: str = "tiny", context_length: int = 256):
+    """A build folder ``root/name/v1`` (manifest, model, tokenizer) of an untrained tiny Llama:
+    what the inference and serving tests load, without a training run."""
+    import json
+
+    import transformers
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from qslm.train.scratch import train_tokenizer
+
+    build = root / name / "v1"
+    (build / "model").mkdir(parents=True)
+    tok = train_tokenizer(synthetic_texts(200, 0), 300, 2, context_length)
+    eos = tok.eos_token_id
+    transformers.set_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context_length,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(build / "model")
+    tok.save_pretrained(build / "model")
+    manifest = {
+        "name": name,
+        "version": "v1",
+        "artifact": {"model_dir": "model", "tokenizer_dir": "model", "kind": "full"},
+    }
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_model_build(tmp_path_factory):
+    """``builds/tiny/v1``: an untrained tiny model as a build (see :func:`save_tiny_build`)."""
+    pytest.importorskip("torch")
+    return save_tiny_build(tmp_path_factory.mktemp("builds"))

@@ -1,0 +1,343 @@
+"""``qslm serve``: real HTTP against servers started here on 127.0.0.1 (uvicorn in a thread, and
+once through the CLI in a subprocess) with a tiny local build."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from qslm.inference.generation import GenerationParams, generate  # noqa: E402
+from qslm.inference.load import load_build  # noqa: E402
+from qslm.inference.server import ServeSettings, create_app  # noqa: E402
+
+KEY = "s3cret-test-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running(app):
+    """Serve ``app`` with uvicorn on a free port in a thread; yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model_build):
+    return load_build(tiny_model_build)
+
+
+@pytest.fixture(scope="module")
+def url(loaded):
+    with running(create_app(loaded, ServeSettings(max_concurrency=2, max_prompt_chars=500))) as u:
+        yield u
+
+
+def metrics_of(text: str) -> dict[tuple[str, tuple], float]:
+    """Parsed Prometheus text: {(sample name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_health(url):
+    r = httpx.get(f"{url}/health")
+    assert r.status_code == 200
+    assert r.json() | {"in_progress": 0} == {
+        "status": "ok",
+        "build": "tiny@v1",
+        "kind": "full",
+        "context_length": 256,
+        "max_concurrency": 2,
+        "in_progress": 0,
+    }
+
+
+def test_generate_returns_the_models_text(url, loaded):
+    body = {"prompt": "the cat", "max_new_tokens": 7, "temperature": 0}
+    r = httpx.post(f"{url}/v1/generate", json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    expected = generate(loaded.model, loaded.tokenizer, "the cat", GenerationParams(7, 0.0))
+    assert (data["text"], data["tokens"]) == (expected.text, 7)
+    assert data["latency_ms"] > 0 and data["cached"] in (True, False)
+
+
+def test_seeded_requests_are_cached_and_reproducible(url):
+    body = {"prompt": "a red house", "max_new_tokens": 10, "temperature": 0.9, "seed": 11}
+    before = metrics_of(httpx.get(f"{url}/metrics").text)
+    first = httpx.post(f"{url}/v1/generate", json=body).json()
+    second = httpx.post(f"{url}/v1/generate", json=body).json()
+    other = httpx.post(f"{url}/v1/generate", json={**body, "seed": 12}).json()
+    unseeded = [
+        httpx.post(f"{url}/v1/generate", json={**body, "seed": None}).json() for _ in range(2)
+    ]
+    assert (first["cached"], second["cached"], other["cached"]) == (False, True, False)
+    assert first["text"] == second["text"] != other["text"]
+    assert not any(u["cached"] for u in unseeded)
+    after = metrics_of(httpx.get(f"{url}/metrics").text)
+    assert after[("qslm_cache_hits_total", ())] - before[("qslm_cache_hits_total", ())] == 1
+    assert after[("qslm_cache_misses_total", ())] - before[("qslm_cache_misses_total", ())] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"prompt": ""}, "prompt", "at least 1 character"),
+        ({"prompt": "   \n"}, "prompt", "prompt is blank"),
+        ({}, "prompt", "Field required"),
+        ({"prompt": "x" * 501}, "prompt", "501 characters, over the limit of 500"),
+        ({"prompt": "the cat", "max_new_tokens": 0}, "max_new_tokens", "greater than or equal"),
+        ({"prompt": "the cat", "max_new_tokens": 5000}, "max_new_tokens", "less than or equal"),
+        ({"prompt": "the cat", "max_new_tokens": 255}, "max_new_tokens", "context of 256"),
+        ({"prompt": "the cat", "max_new_tokens": True}, "max_new_tokens", "valid integer"),
+        ({"prompt": "the cat", "max_new_tokens": "5"}, "max_new_tokens", "valid integer"),
+        ({"prompt": "the cat", "temperature": -0.1}, "temperature", "greater than or equal"),
+        ({"prompt": "the cat", "temperature": "hot"}, "temperature", "valid number"),
+        ({"prompt": "the cat", "top_k": -1}, "top_k", "greater than or equal"),
+        ({"prompt": "the cat", "top_p": 0}, "top_p", "greater than 0"),
+        ({"prompt": "the cat", "top_p": 1.5}, "top_p", "less than or equal"),
+        ({"prompt": "the cat", "seed": -1}, "seed", "greater than or equal"),
+        ({"prompt": "the cat", "seed": 2**63}, "seed", "less than"),
+        ({"prompt": "the cat", "tempreature": 1}, "tempreature", "unknown field"),
+        ({"prompt": 5}, "prompt", "valid string"),
+        (["the cat"], "body", "valid dictionary"),
+    ],
+)
+def test_invalid_requests_get_422_naming_the_field(url, body, field, words):
+    r = httpx.post(f"{url}/v1/generate", json=body)
+    assert r.status_code == 422, r.text
+    data = r.json()
+    assert data["error"].startswith("invalid request: ") and words in data["error"]
+    assert field in [e["field"] for e in data["errors"]]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b'{"prompt": "a",}', b"\xff\xfe"])
+def test_malformed_json_is_400(url, raw):
+    headers = {"content-type": "application/json"}
+    r = httpx.post(f"{url}/v1/generate", content=raw, headers=headers)
+    assert r.status_code == 400 and r.json()["error"] == "the body is not valid JSON"
+
+
+def test_a_missing_body_is_422(url):
+    r = httpx.post(f"{url}/v1/generate")
+    assert r.status_code == 422 and r.json()["error"] == "invalid request: body: Field required"
+
+
+def test_oversized_body_and_wrong_routes_are_4xx(url):
+    r = httpx.post(f"{url}/v1/generate", json={"prompt": "x" * 10_000})
+    assert r.status_code == 413 and "request body over" in r.json()["error"]
+    assert httpx.get(f"{url}/v1/generate").status_code == 405
+    assert httpx.get(f"{url}/nope").json() == {"error": "Not Found"}
+
+
+def test_api_key_is_required_when_set(loaded, monkeypatch):
+    app = create_app(loaded, ServeSettings(api_key=KEY))
+    body = {"prompt": "the cat", "max_new_tokens": 2}
+    with running(app) as u:
+        answers = {
+            "none": httpx.post(f"{u}/v1/generate", json=body),
+            "wrong": httpx.post(f"{u}/v1/generate", json=body, headers={"x-api-key": "nope"}),
+            "basic": httpx.post(
+                f"{u}/v1/generate", json=body, headers={"authorization": f"Basic {KEY}"}
+            ),
+            "bearer": httpx.post(
+                f"{u}/v1/generate", json=body, headers={"authorization": f"Bearer {KEY}"}
+            ),
+            "x-api-key": httpx.post(f"{u}/v1/generate", json=body, headers={"x-api-key": KEY}),
+            "bad json, no key": httpx.post(f"{u}/v1/generate", content=b"{"),
+            "metrics, no key": httpx.get(f"{u}/metrics"),
+            "health, no key": httpx.get(f"{u}/health"),
+        }
+        status = {k: r.status_code for k, r in answers.items()}
+        assert status == {
+            "none": 401,
+            "wrong": 401,
+            "basic": 401,
+            "bearer": 200,
+            "x-api-key": 200,
+            "bad json, no key": 401,
+            "metrics, no key": 401,
+            "health, no key": 200,
+        }
+        assert answers["none"].headers["www-authenticate"] == "Bearer"
+        metrics = httpx.get(f"{u}/metrics", headers={"x-api-key": KEY}).text
+    assert all(KEY not in r.text for r in answers.values()) and KEY not in metrics
+    assert 'qslm_requests_total{path="/v1/generate",status="401"} 4.0' in metrics
+
+
+def test_a_burst_beyond_the_bound_gets_429_at_once(loaded):
+    app = create_app(loaded, ServeSettings(max_concurrency=1, cache_size=0))
+    body = {"prompt": "the cat", "max_new_tokens": 250, "temperature": 0}
+    with running(app) as u, httpx.Client(timeout=60) as client:
+
+        def post(_):
+            started = time.perf_counter()
+            r = client.post(f"{u}/v1/generate", json=body)
+            return r.status_code, time.perf_counter() - started, r.json()
+
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(post, range(6)))
+        metrics = metrics_of(client.get(f"{u}/metrics").text)
+    codes = sorted(code for code, _, _ in results)
+    assert codes.count(200) >= 1 and codes.count(429) >= 1 and set(codes) <= {200, 429}, codes
+    slowest_ok = max(t for code, t, _ in results if code == 200)
+    assert all(t < slowest_ok for code, t, _ in results if code == 429)  # refused, not queued
+    assert all(d["tokens"] == 250 for c, _, d in results if c == 200)
+    assert all("busy: 1 generations running" in d["error"] for c, _, d in results if c == 429)
+    assert metrics[("qslm_rejected_busy_total", ())] == codes.count(429)
+    assert metrics[("qslm_requests_total", (("path", "/v1/generate"), ("status", "429")))] == (
+        codes.count(429)
+    )
+
+
+def test_metrics_count_requests_latency_and_tokens(loaded):
+    app = create_app(loaded, ServeSettings())
+    with running(app) as u:
+        tokens = 0
+        for n in (3, 5, 8):
+            r = httpx.post(f"{u}/v1/generate", json={"prompt": "a dog", "max_new_tokens": n})
+            tokens += r.json()["tokens"]
+        httpx.post(f"{u}/v1/generate", json={"prompt": ""})
+        httpx.get(f"{u}/health")
+        r = httpx.get(f"{u}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    m = metrics_of(r.text)
+    assert m[("qslm_requests_total", (("path", "/v1/generate"), ("status", "200")))] == 3
+    assert m[("qslm_requests_total", (("path", "/v1/generate"), ("status", "422")))] == 1
+    assert m[("qslm_requests_total", (("path", "/health"), ("status", "200")))] == 1
+    assert m[("qslm_generated_tokens_total", ())] == tokens
+    assert m[("qslm_generate_latency_seconds_count", ())] == 3
+    assert m[("qslm_generate_latency_seconds_bucket", (("le", "+Inf"),))] == 3
+    assert m[("qslm_generations_in_progress", ())] == 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def test_load_run_200_requests_at_concurrency_8_has_no_5xx(loaded):
+    import torch
+
+    from qslm.inference.server import torch_threads_for
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(torch_threads_for(8, os.cpu_count() or 1))  # as `qslm serve` does
+    app = create_app(loaded, ServeSettings(max_concurrency=8))
+    try:
+        with running(app) as u, httpx.Client(timeout=60) as client:
+
+            def post(i):
+                body = {"prompt": f"the bird {i}", "max_new_tokens": 8, "seed": i}
+                started = time.perf_counter()
+                r = client.post(f"{u}/v1/generate", json=body)
+                return r.status_code, time.perf_counter() - started
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(post, range(200)))
+            wall = time.perf_counter() - started
+            m = metrics_of(client.get(f"{u}/metrics").text)
+    finally:
+        torch.set_num_threads(threads)
+    codes = [c for c, _ in results]
+    assert not [c for c in codes if c >= 500]
+    assert codes.count(200) == 200  # the bound equals the client's concurrency: nothing refused
+    ms = [t * 1000 for _, t in results]
+    print(
+        f"\nload: 200 requests, concurrency 8, max_new_tokens 8: {200 / wall:.1f} req/s, "
+        f"p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms, "
+        f"p99 {percentile(ms, 99):.0f} ms"
+    )
+    assert m[("qslm_requests_total", (("path", "/v1/generate"), ("status", "200")))] == 200
+
+
+def test_qslm_serve_cli_with_api_key(tiny_model_build):
+    port = free_port()
+    env = {**os.environ, "QSLM_API_KEY": KEY}
+    cmd = [sys.executable, "-m", "qslm.cli", "serve", str(tiny_model_build), "--port", str(port)]
+    code = "from qslm.cli import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *cmd[3:]],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "qslm serve did not come up"
+            time.sleep(0.2)
+        body = {"prompt": "the cat", "max_new_tokens": 3}
+        assert httpx.post(f"{url}/v1/generate", json=body).status_code == 401
+        ok = httpx.post(f"{url}/v1/generate", json=body, headers={"x-api-key": KEY})
+        assert ok.status_code == 200 and ok.json()["tokens"] == 3
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "API key required" in out and "POST /v1/generate" in out  # uvicorn's access log
+    assert KEY not in out
+
+
+def test_serve_without_the_extra_says_how_to_install(tiny_model_build):
+    code = (
+        "import sys\n"
+        "sys.modules['fastapi'] = None\n"  # as if qslm-core[serve] were not installed
+        "from click.testing import CliRunner\n"
+        "from qslm.cli import cli\n"
+        f"r = CliRunner().invoke(cli, ['serve', {str(tiny_model_build)!r}])\n"
+        "print(r.exit_code, r.output)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("1 ") and "pip install 'qslm-core[serve]'" in out.stdout
+    assert "Traceback" not in out.stdout, json.dumps(out.stdout)
+
+
+def test_help_imports_no_server_or_plotting_library():
+    from qslm.testing import check_listing_is_light
+
+    heavy = ("torch", "transformers", "fastapi", "uvicorn", "prometheus_client", "matplotlib")
+    check_listing_is_light(("--help",), heavy=heavy)
+    check_listing_is_light(("serve", "--help"), heavy=heavy)
