@@ -174,10 +174,20 @@ def load_reference(ctx: RunContext, artifact: Artifact, attn: str | None) -> Any
 
 
 def _base_model(artifact: Artifact, attn: str | None) -> Any:
-    from transformers import AutoModelForCausalLM
+    """The adapter's base, loaded the way it was trained on: a QLoRA adapter (reference
+    ``quantization = "nf4"``) on the same 4-bit NF4 base, so the adapter is measured on the
+    weights it learned against, and the reference is that same quantised base (the ratio then
+    shows what the adapter adds, not what quantisation costs)."""
+    from qslm.train.qlora import load_causal_lm
 
     if not artifact.base_model:
         raise QslmError("perplexity: an adapter artifact must name its base_model")
-    return AutoModelForCausalLM.from_pretrained(
-        artifact.base_model, attn_implementation=attn, device_map=_device()
+    quantization = artifact.reference.get("quantization", "none")
+    model = load_causal_lm(
+        artifact.base_model,
+        attn=attn,
+        quantization=quantization,
+        compute_dtype=artifact.reference.get("compute_dtype", "float32"),
+        double_quant=artifact.reference.get("double_quant", True),
     )
+    return model if quantization == "nf4" else model.to(_device())  # 4-bit: placed at load

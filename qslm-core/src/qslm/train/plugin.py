@@ -10,3 +10,8 @@ def qslm_register_trainers(register):
         "qslm.train.scratch:ScratchTrainer",
         summary="A small GPT from scratch: byte-level BPE tokenizer + transformers model",
     )
+    register(
+        "lora",
+        "qslm.train.lora:LoraTrainer",
+        summary="Fine-tune a causal LM with a LoRA adapter (QLoRA on a 4-bit NF4 base), peft",
+    )
