@@ -1,7 +1,17 @@
 """The qslm plugin module of qslm-unsloth.
 
-Entry point: ``qslm = "unsloth = qslm_unsloth.plugin"``.
-
-Its components are added by their own issue; until then it registers none, and
-``qslm plugins`` lists the plugin with no hooks.
+Entry point: ``qslm = "unsloth = qslm_unsloth.plugin"``. The trainer is registered as a
+string, so listing plugins imports neither unsloth nor torch.
 """
+
+from qslm.hookspecs import hookimpl
+
+
+@hookimpl
+def qslm_register_trainers(register):
+    register(
+        "unsloth",
+        "qslm_unsloth.trainer:UnslothTrainer",
+        summary="LoRA/QLoRA fine-tuning through Unsloth's FastLanguageModel (GPU, or its CPU "
+        "fallback)",
+    )
