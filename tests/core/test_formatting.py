@@ -92,6 +92,7 @@ def test_chat_uses_the_tokenizers_template(chat_tokenizer):
         "user: what?\nassistant: "
     )
     assert generation_prompt({"instruction": "what?"}, "alpaca").endswith("### Response:\n")
+    assert generation_prompt({"instruction": "the cat"}, "plain") == "the cat"
 
 
 def test_response_only_labels_cover_exactly_the_response(tokenizer):

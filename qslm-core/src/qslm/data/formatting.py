@@ -137,13 +137,19 @@ def _chat_example(record: dict[str, Any], tokenizer: Any) -> tuple[str, str]:
 
 def generation_prompt(record: dict[str, Any], template: str = "auto", tokenizer: Any = None) -> str:
     """The prompt to generate an answer from, for a record that may have no output yet
-    (``{"instruction": question}`` or ``{"messages": [...user...]}``)."""
+    (``{"instruction": question}`` or ``{"messages": [...user...]}``). With the plain template
+    the prompt is the question itself, which the model continues."""
     probe = dict(record)
     if is_chat(probe) and probe["messages"][-1].get("role") != "assistant":
         probe["messages"] = [*probe["messages"], {"role": "assistant", "content": ""}]
     elif "instruction" in probe and "output" not in probe:
         probe["output"] = ""
     kind = resolve_template(probe, template, tokenizer)
+    if kind == "plain":  # a model trained on plain text continues the question itself
+        if isinstance(probe.get("text"), str):
+            return probe["text"]
+        question = str(probe.get("instruction", ""))
+        return question + (f"\n\n{probe['input']}" if probe.get("input") else "")
     if kind == "chat":
         messages = probe["messages"] if is_chat(probe) else None
         if messages is None:

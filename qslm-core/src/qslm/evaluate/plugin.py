@@ -15,3 +15,8 @@ def qslm_register_evaluators(register):
         "qslm.evaluate.attention_error:AttentionError",
         summary="Per-layer error of the attention backend against exact, and its perplexity cost",
     )
+    register(
+        "concepts",
+        "qslm.evaluate.concepts:Concepts",
+        summary="Concept coverage and reference similarity of generated answers to a question file",
+    )
