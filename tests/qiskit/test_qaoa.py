@@ -135,6 +135,10 @@ def test_fallback_moves_on_from_ibm_to_anneal_and_records_why(no_network):
     assert result.best_energy == pytest.approx(brute_force(q)[0])
 
 
+# The runtime's deprecated EstimatorV2/SamplerV2 (0.50) must not be what the ibm: path uses.
+@pytest.mark.filterwarnings(
+    "error:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning"
+)
 def test_ibm_path_runs_on_a_fake_device_and_never_shows_the_token(fake_token, monkeypatch):
     """Everything after connecting (ISA transpiling, runtime primitives, job watching) runs on
     qiskit-ibm-runtime's local mode with a fake device standing in for the service."""

@@ -144,9 +144,11 @@ class Target:
 
     def estimator(self) -> Any:
         if self.kind == "ibm":
-            from qiskit_ibm_runtime import EstimatorV2
+            # The client-side primitives: qiskit-ibm-runtime 0.50 deprecated EstimatorV2 and
+            # SamplerV2 for them. They also run a fake backend in local mode (the tests).
+            from qiskit_ibm_runtime.executor_estimator import Estimator
 
-            return EstimatorV2(mode=self.backend)
+            return Estimator(mode=self.backend)
         if self.kind == "statevector":
             from qiskit.primitives import StatevectorEstimator
 
@@ -157,9 +159,9 @@ class Target:
 
     def sampler(self, shots: int) -> Any:
         if self.kind == "ibm":
-            from qiskit_ibm_runtime import SamplerV2
+            from qiskit_ibm_runtime.executor_sampler import Sampler
 
-            return SamplerV2(mode=self.backend, options={"default_shots": shots})
+            return Sampler(mode=self.backend, options={"default_shots": shots})
         if self.kind == "statevector":
             from qiskit.primitives import StatevectorSampler
 
