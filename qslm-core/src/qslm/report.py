@@ -259,13 +259,18 @@ def _select_section(record: dict[str, Any], plots: Path) -> list[str]:
             labels,
             heights,
             color=["tab:green" if good else "tab:red" for good in ok],
-            hatch=None,
         )
-        for x, (e, a) in enumerate(zip(energies, attempts, strict=True)):
+        for x, (e, h, a) in enumerate(zip(energies, heights, attempts, strict=True)):
             text = _fmt(e) if isinstance(e, int | float) else a.get("status", "failed")
-            ax.annotate(text, (x, 0), xytext=(0, 3), textcoords="offset points", ha="center")
+            ax.annotate(
+                text,
+                (x, h / 2),
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8},
+            )
         ax.set_ylabel("best energy (lower is better)")
-        ax.set_title("Solver attempts in order (red: failed, fell back)")
+        ax.set_title("Solver attempts in order (red: failed)", fontsize=10)
         ax.tick_params(axis="x", rotation=20)
     else:
         ax.text(0.5, 0.5, "no solver attempts recorded", ha="center", transform=ax.transAxes)
@@ -277,7 +282,8 @@ def _select_section(record: dict[str, Any], plots: Path) -> list[str]:
     ]
     if shown:
         ax2.bar([s[0] for s in shown], [s[1] for s in shown], color="tab:purple")
-        ax2.set_title("Subset objective (higher is better)")
+        ax2.set_title("Subset objective (higher is better)", fontsize=10)
+        ax2.tick_params(axis="x", rotation=20)
     lines.append(_save(fig, plots, "select.png"))
     if attempts:
         rows = [
