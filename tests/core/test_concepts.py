@@ -225,3 +225,27 @@ def test_the_trainers_template_formats_the_prompt(memorised, tmp_path, make_ctx)
     row = json.loads((build / "concepts.jsonl").read_text())
     assert row["prompt"].startswith("Below is an instruction")
     assert row["prompt"].endswith("### Instruction:\nthe capital of france is\n\n### Response:\n")
+
+
+def test_an_adapter_build_is_answered_on_its_base_model(memorised, tmp_path, make_ctx):
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_build, _ = memorised
+    base = base_build / "model"
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=True),
+    )
+    model.save_pretrained(tmp_path / "adapter")  # untrained LoRA: B = 0, the base's answers
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path / "adapter")
+    artifact = Artifact(
+        "adapter", "adapter", "adapter", base_model=str(base), reference={"type": "base"}
+    )
+    q = _questions(tmp_path, FACT_QUESTIONS)
+    options = ConceptsOptions(questions=str(q), max_new_tokens=4, embedding_model="")
+    metrics = Concepts(options).evaluate(make_ctx(tmp_path), artifact, None)
+    assert metrics["concept_coverage"] == metrics["concept_coverage_untrained"] == 1.0
+    rows = [json.loads(line) for line in (tmp_path / "concepts.jsonl").read_text().splitlines()]
+    assert all(r["answer"] == r["untrained"]["answer"] for r in rows)
