@@ -51,7 +51,10 @@ def load_fake_backend(name: str) -> Any:
         known = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and "V1" not in n)
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
-        raise ConfigError(f"no fake backend {name!r} in qiskit_ibm_runtime.fake_provider{hint}")
+        raise ConfigError(
+            f"option backend 'fake:{name}': no fake backend {name!r} in "
+            f"qiskit_ibm_runtime.fake_provider{hint}"
+        )
     return cls()
 
 
