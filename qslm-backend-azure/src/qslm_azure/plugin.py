@@ -1,7 +1,26 @@
 """The qslm plugin module of qslm-backend-azure.
 
-Entry point: ``qslm = "azure = qslm_azure.plugin"``.
-
-Its components are added by their own issue; until then it registers none, and
-``qslm plugins`` lists the plugin with no hooks.
+Entry point: ``qslm = "azure = qslm_azure.plugin"``. Targets are strings, so listing plugins
+never imports the Azure SDK or Qiskit.
 """
+
+from qslm.hookspecs import hookimpl
+
+
+@hookimpl
+def qslm_register_qubo_solvers(register):
+    register(
+        "azure.ionq",
+        "qslm_azure.solver:IonQSolver",
+        summary="QAOA sampled on IonQ through Azure Quantum (angles tuned locally)",
+    )
+    register(
+        "azure.quantinuum",
+        "qslm_azure.solver:QuantinuumSolver",
+        summary="QAOA sampled on Quantinuum through Azure Quantum (angles tuned locally)",
+    )
+    register(
+        "azure.rigetti",
+        "qslm_azure.solver:RigettiSolver",
+        summary="QAOA sampled on Rigetti through Azure Quantum (angles tuned locally)",
+    )

@@ -184,12 +184,15 @@ def _solve(ctx: RunContext, config: SelectConfig, sp: SubsetProblem):
 
     check = _BestInfeasible(sp.problem)
     qubo = sp.problem.qubo
-    chain = [(ref.spec.name, ref.create()) for ref in config.solvers]
+    chain = [(ref.spec.name, _reporting(ref.create(), ctx)) for ref in config.solvers]
     attempts: list[dict[str, Any]] = []
     kw = {"seed": ctx.seed, "time_limit": config.time_limit, "check": check}
     try:
         if config.race:
-            racers = [chain[0], *((ref.spec.name, ref.create()) for ref in config.race)]
+            racers = [
+                chain[0],
+                *((ref.spec.name, _reporting(ref.create(), ctx)) for ref in config.race),
+            ]
             try:
                 result, tried = solve_race(qubo, racers, **kw)
                 return result, attempts + tried, None
@@ -206,6 +209,12 @@ def _solve(ctx: RunContext, config: SelectConfig, sp: SubsetProblem):
         # Every answer broke exactly-k: repair the best one rather than fail the run.
         attempts += _failed_attempts(exc)
         return None, attempts, check.sample
+
+
+def _reporting(solver: Any, ctx: RunContext) -> Any:
+    """The solver, its remote status lines going to the run's progress reporter."""
+    solver.progress = ctx.progress
+    return solver
 
 
 def _failed_attempts(exc: QslmError) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import math
 import secrets
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -127,6 +128,9 @@ class QuboSolver(Component):
     version: ClassVar[str] = ""
     # Added to the too-large error, e.g. "use 'anneal' for larger problems".
     too_large_hint: ClassVar[str] = ""
+    # Where a solver reports long remote work (job status, queue) as it happens: None, or a
+    # callable taking one line; the [select] stage sets it to the run's progress reporter.
+    progress: Callable[[str], None] | None = None
 
     @abstractmethod
     def solve(

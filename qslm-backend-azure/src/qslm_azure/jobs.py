@@ -1,0 +1,279 @@
+"""Talking to Azure Quantum: retries of transient faults, and one job's life (submit, watch,
+fetch, cancel).
+
+Every remote step runs through :meth:`Remote.call`: at most ``retries`` retries of a fault
+that may pass (HTTP 408/429/5xx, dropped or reset connections), waiting ``retry_backoff``
+seconds doubling up to ``retry_max_backoff`` (or the service's ``Retry-After`` when longer),
+never past the solver's deadline. Anything else is permanent and raised at once as
+:class:`~qslm.errors.ServiceUnavailable` (a solver portfolio then tries its fallback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from qslm.errors import ConfigError, QslmError, RemoteTimeout, ServiceUnavailable
+from qslm.qubo.solver import Deadline
+from qslm_azure.workspace import HOW_TO_PROVIDE, redact
+
+log = logging.getLogger("qslm_azure.jobs")
+T = TypeVar("T")
+_sleep = time.sleep  # looked up at each wait, so tests can record the backoff
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+DONE = {"Succeeded", "Completed"}
+ENDED = DONE | {"Failed", "Cancelled"}
+
+
+class CredentialsRejected(ConfigError):
+    """Azure refused the workspace's key or token (HTTP 401/403)."""
+
+
+def text(value: Any) -> str:
+    """An SDK enum (``JobStatus.SUCCEEDED``) or string as its plain value (``Succeeded``)."""
+    return str(getattr(value, "value", value) or "")
+
+
+def status_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    if code is None:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+    return int(code) if isinstance(code, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ClientAuthenticationError):
+        return False
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, HttpResponseError):
+        return status_code(exc) in TRANSIENT_STATUS
+    return False
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The service's ``Retry-After`` (seconds), if the failed response had one."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe(exc: BaseException) -> str:
+    """``"HttpResponseError: (503) busy"`` with keys and SAS signatures scrubbed."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    code = status_code(exc)
+    if code and str(code) not in text:
+        text = f"{text} (HTTP {code})"
+    return redact(f"{type(exc).__name__}: {text}")
+
+
+class Remote:
+    """The remote steps of one solve under one deadline, counting retries."""
+
+    def __init__(self, solver: str, options: Any, deadline: Deadline) -> None:
+        self.solver = solver
+        self.options = options
+        self.deadline = deadline
+        self.retries = 0
+        self.faults: list[str] = []
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()`` with retries of transient faults; ``what`` names the step in messages."""
+        attempt = 0
+        while True:
+            limit = min(self.options.request_timeout, self.deadline.remaining())
+            if limit <= 0:
+                raise RemoteTimeout(f"{self.solver}: no time left to {what}")
+            try:
+                return _bounded(
+                    fn, limit, f"{self.solver}: no answer within {limit:.3g} s to {what}"
+                )
+            except QslmError:
+                raise
+            except Exception as exc:
+                if not _azure_error(exc):
+                    raise
+                fault = describe(exc)
+                code = status_code(exc)
+                if code in (401, 403):
+                    raise CredentialsRejected(
+                        f"{self.solver}: Azure Quantum refused the credentials while trying to "
+                        f"{what} ({fault}); check them: {HOW_TO_PROVIDE}"
+                    ) from None
+                if not is_transient(exc):
+                    raise ServiceUnavailable(f"{self.solver}: could not {what}: {fault}") from None
+                self.faults.append(fault)
+                if attempt >= self.options.retries:
+                    raise ServiceUnavailable(
+                        f"{self.solver}: could not {what}: still failing after "
+                        f"{attempt + 1} attempt(s): {fault}"
+                    ) from None
+                o = self.options
+                delay = min(o.retry_max_backoff, o.retry_backoff * 2**attempt)
+                delay = max(delay, min(retry_after(exc) or 0.0, o.retry_max_backoff))
+                if delay >= self.deadline.remaining():
+                    raise RemoteTimeout(
+                        f"{self.solver}: could not {what} before the time limit: {fault}"
+                    ) from None
+                attempt += 1
+                self.retries += 1
+                log.warning(
+                    "%s: %s failed (%s); retry %d of %d in %.3g s",
+                    self.solver,
+                    what,
+                    fault,
+                    attempt,
+                    o.retries,
+                    delay,
+                )
+                _sleep(delay)
+
+
+def _azure_error(exc: BaseException) -> bool:
+    from azure.core.exceptions import AzureError
+
+    return isinstance(exc, AzureError | ConnectionError | TimeoutError)
+
+
+def _bounded(fn: Callable[[], T], timeout: float, message: str) -> T:
+    """``fn()`` in a daemon thread, waiting at most ``timeout`` s (an overrunning request is
+    abandoned, and never holds up the exit). Ctrl-C reaches the caller while it waits."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="qslm-azure-remote", daemon=True)
+    worker.start()
+    worker.join(None if math.isinf(timeout) else timeout)
+    if worker.is_alive():
+        raise RemoteTimeout(message)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class JobWatcher:
+    """Submits one job through the SDK's target, watches it, fetches its result, and cancels
+    it on timeout, interrupt or any failure after submission."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        workspace: Any,
+        report: Callable[[str], None],
+    ) -> None:
+        self.remote = remote
+        self.workspace = workspace
+        self.report = report
+        self.job: Any = None
+        self.statuses: list[str] = []
+        self.cancelled = False
+
+    @property
+    def job_id(self) -> str | None:
+        return None if self.job is None else self.job.id
+
+    def target(self, name: str) -> Any:
+        """The SDK's Target object for ``name``, with its availability and queue time."""
+        found = self.remote.call(
+            f"look up target {name!r}", lambda: self.workspace.get_targets(name=name)
+        )
+        if not found:
+            raise ServiceUnavailable(
+                f"{self.remote.solver}: the workspace has no target {name!r}; add its provider "
+                "to the workspace (Azure portal: the workspace > Providers)"
+            )
+        availability = text(getattr(found, "_current_availability", ""))
+        queue = getattr(found, "_average_queue_time", None)
+        self.report(
+            f"target {name}: {availability or 'availability unknown'}"
+            + (f", average queue {queue} s" if queue is not None else "")
+        )
+        if str(availability).lower() == "unavailable":
+            raise ServiceUnavailable(f"{self.remote.solver}: target {name!r} is unavailable")
+        return found
+
+    def run(self, target: Any, payload: Any, *, shots: int, name: str, poll: tuple) -> Any:
+        """Submit ``payload`` to ``target``, wait for the job and return its decoded result.
+        ``poll`` is (first interval, largest interval) in seconds."""
+        from azure.quantum.job import Job
+
+        job_id = Job.create_job_id()
+        try:
+            # Uploading the input and creating the job are separate steps: a retried upload
+            # reuses the job id and container, and the job PUT is idempotent by id.
+            self.job = self.remote.call(
+                "upload the circuit",
+                lambda: target.submit(
+                    payload, name=name, shots=shots, job_id=job_id, submit_job=False
+                ),
+            )
+            self.remote.call("submit the job", self.job.submit)
+            self.report(f"job {self.job.id} submitted to {target.name} ({shots} shots)")
+            self._wait(poll)
+            return self.remote.call("download the result", self.job.get_results)
+        except KeyboardInterrupt:
+            self.cancel("interrupted")
+            raise
+        except RemoteTimeout:
+            self.cancel("time limit")
+            raise
+
+    def _wait(self, poll: tuple) -> None:
+        interval, largest = poll
+        last = None
+        while True:
+            self.remote.call("poll the job", self.job.refresh)
+            status = text(self.job.details.status)
+            if status != last:
+                self.statuses.append(status)
+                self.report(f"job {self.job.id}: {status}")
+                last = status
+            if status in ENDED:
+                break
+            if self.remote.deadline.remaining() <= interval:
+                raise RemoteTimeout(
+                    f"{self.remote.solver}: job {self.job.id} did not finish within the time "
+                    f"limit (last status {status}); it was cancelled"
+                )
+            _sleep(interval)
+            interval = min(largest, interval * 1.5)
+        if status not in DONE:
+            error = self.job.details.error_data
+            why = f": {error.code}: {error.message}" if error is not None else ""
+            raise ServiceUnavailable(
+                redact(f"{self.remote.solver}: job {self.job.id} ended {status}{why}")
+            )
+
+    def cancel(self, why: str) -> None:
+        """Ask the service to cancel the job (best effort: it may have ended meanwhile)."""
+        if self.job is None or self.cancelled:
+            return
+        with contextlib.suppress(Exception):
+            _bounded(
+                lambda: self.workspace.cancel_job(self.job),
+                min(10.0, self.remote.options.request_timeout),
+                "cancel",
+            )
+            self.cancelled = True
+            self.report(f"job {self.job.id}: cancellation requested ({why})")
