@@ -249,3 +249,37 @@ def test_an_adapter_build_is_answered_on_its_base_model(memorised, tmp_path, mak
     assert metrics["concept_coverage"] == metrics["concept_coverage_untrained"] == 1.0
     rows = [json.loads(line) for line in (tmp_path / "concepts.jsonl").read_text().splitlines()]
     assert all(r["answer"] == r["untrained"]["answer"] for r in rows)
+
+
+def test_auto_asks_in_the_chat_template_when_the_model_was_trained_on_chats(
+    memorised, tmp_path, make_ctx
+):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from qslm.components import Dataset
+
+    build, artifact = memorised
+    shutil.copytree(build / "model", tmp_path / "model")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    tok.save_pretrained(tmp_path / "model")
+    chats = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    ]
+    q = _questions(tmp_path, FACT_QUESTIONS[:1])
+    ctx = make_ctx(tmp_path)
+    ctx.config = SimpleNamespace(train=SimpleNamespace(options=SimpleNamespace(template="auto")))
+    options = ConceptsOptions(
+        questions=str(q), max_new_tokens=2, embedding_model="", compare_untrained=False
+    )
+    evaluator = Concepts(options)
+    assert evaluator.template(ctx, Dataset(chats, [], "x"), tok) == "chat"
+    assert evaluator.template(ctx, Dataset([{"text": "t"}], [], "x"), tok) == "plain"
+    evaluator.evaluate(ctx, artifact, Dataset(chats, [], "x"))
+    row = json.loads((tmp_path / "concepts.jsonl").read_text())
+    assert row["prompt"] == "<user> the capital of france is\n<assistant>"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -210,33 +211,47 @@ class Concepts(Evaluator):
 
         questions = read_questions(self._path(), self.options.questions)
         with hf_quiet():
-            return self._evaluate(ctx, artifact, questions)
+            return self._evaluate(ctx, artifact, data, questions)
 
-    def _template(self, ctx: RunContext) -> str:
-        if self.options.template != "train":
-            return self.options.template
-        train = getattr(getattr(ctx, "config", None), "train", None)
-        return getattr(getattr(train, "options", None), "template", None) or "plain"
+    def template(self, ctx: RunContext, data: Dataset | None, tokenizer: Any) -> str:
+        """The template questions are asked with: the option, or the trainer's; "auto" becomes
+        what most training records were formatted with (chat data with a chat tokenizer ->
+        chat, instruction data -> alpaca, plain text -> plain)."""
+        from qslm.data.formatting import resolve_template
+
+        template = self.options.template
+        if template == "train":
+            train = getattr(getattr(ctx, "config", None), "train", None)
+            template = getattr(getattr(train, "options", None), "template", None) or "plain"
+        if template == "auto" and data is not None and data.train:
+            kinds = Counter(resolve_template(r, "auto", tokenizer) for r in data.train[:1000])
+            template = kinds.most_common(1)[0][0]
+        return template
 
     def _evaluate(
-        self, ctx: RunContext, artifact: Artifact, questions: list[Question]
+        self, ctx: RunContext, artifact: Artifact, data: Dataset | None, questions: list[Question]
     ) -> dict[str, float]:
         from transformers import AutoTokenizer
 
+        from qslm.data.formatting import has_chat_template
         from qslm.evaluate.perplexity import _attn_implementation, load_reference, load_trained
 
         tokenizer = AutoTokenizer.from_pretrained(ctx.build_dir / artifact.tokenizer_dir)
-        template = self._template(ctx)
+        template = self.template(ctx, data, tokenizer)
         prompts = [self.prompt(q, template, tokenizer) for q in questions]
+        # chat templates write their own special tokens; the others are encoded as in training
+        special = not (template == "chat" and has_chat_template(tokenizer))
         attn = _attn_implementation(ctx)
         ctx.progress(f"  concepts: {len(questions)} question(s), template {template}")
         model = load_trained(ctx, artifact, attn)
-        trained = self._score(questions, self._answers(ctx, model, tokenizer, prompts))
+        trained = self._score(questions, self._answers(ctx, model, tokenizer, prompts, special))
         del model
         untrained = None
         if self.options.compare_untrained:
             model = load_reference(ctx, artifact, attn)
-            untrained = self._score(questions, self._answers(ctx, model, tokenizer, prompts))
+            untrained = self._score(
+                questions, self._answers(ctx, model, tokenizer, prompts, special)
+            )
             del model
         folder, why = self._embedding_folder()
         has_ref = [i for i, q in enumerate(questions) if q.reference]
@@ -255,17 +270,13 @@ class Concepts(Evaluator):
         return generation_prompt({"instruction": q.question, "input": q.input}, template, tokenizer)
 
     def _answers(
-        self, ctx: RunContext, model: Any, tokenizer: Any, prompts: list[str]
+        self, ctx: RunContext, model: Any, tokenizer: Any, prompts: list[str], special: bool
     ) -> list[str]:
         import torch
         import transformers
 
-        from qslm.data.formatting import has_chat_template
-
         device = next(model.parameters()).device
         model.eval()
-        # chat templates write their own special tokens; the others are encoded as in training
-        special = not (self._template(ctx) == "chat" and has_chat_template(tokenizer))
         eos = tokenizer.eos_token_id
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
         answers = []
