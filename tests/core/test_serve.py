@@ -224,6 +224,25 @@ def test_a_burst_beyond_the_bound_gets_429_at_once(loaded):
     )
 
 
+def test_health_answers_at_once_while_a_generation_runs(loaded):
+    app = create_app(loaded, ServeSettings(max_concurrency=1, cache_size=0))
+    body = {"prompt": "the cat", "max_new_tokens": 250, "temperature": 0}
+    with running(app) as u, httpx.Client(timeout=60) as client, ThreadPoolExecutor(1) as pool:
+        started = time.perf_counter()
+        long = pool.submit(client.post, f"{u}/v1/generate", json=body)
+        seen = []
+        while not long.done() and len(seen) < 20:
+            t = time.perf_counter()
+            health = client.get(f"{u}/health").json()
+            seen.append((health["in_progress"], time.perf_counter() - t))
+        generation_s = time.perf_counter() - started
+        assert long.result().status_code == 200
+    during = [dt for busy, dt in seen if busy == 1]
+    assert during, "never saw the generation running"
+    # Generation runs in a worker thread: the event loop answers meanwhile.
+    assert max(during) < generation_s / 2, (during, generation_s)
+
+
 def test_metrics_count_requests_latency_and_tokens(loaded):
     app = create_app(loaded, ServeSettings())
     with running(app) as u:
