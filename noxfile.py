@@ -22,6 +22,10 @@ BACKENDS = {
 }
 ALL_PLUGINS = list(BACKENDS.values())
 EXTRAS = {"qiskit": "[ibm]"}  # fake IBM backends, used offline by the tests, come with the extra
+# Unsloth's own metadata pulls xformers/triton/torchvision, which would replace the CPU torch:
+# installed without its dependencies, as qslm-unsloth's README says for CPU-only machines (the
+# light ones it needs come with qslm-unsloth).
+NO_DEPS = {"unsloth": ["unsloth==2026.10.9", "unsloth_zoo==2026.10.9"]}
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
@@ -57,6 +61,8 @@ def backend(session: nox.Session, backend: str) -> None:
     """qslm-core plus one backend package, nothing else of qslm; runs tests/<backend>."""
     install(session, "torch==2.13.0")
     install(session, "./qslm-core", f"./{BACKENDS[backend]}{EXTRAS.get(backend, '')}", "pytest")
+    if backend in NO_DEPS:
+        install(session, "--no-deps", *NO_DEPS[backend])
     assert_not_installed(session, [d for d in ALL_PLUGINS if d != BACKENDS[backend]])
     session.run("pytest", f"tests/{backend}", *session.posargs)
 
