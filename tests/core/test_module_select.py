@@ -293,3 +293,13 @@ def test_solver_options_are_validated_under_their_key(tmp_path):
 def test_no_table_no_callback(tmp_path):
     ctx = RunContext(config=None, registry=None, build_dir=tmp_path, seed=0)
     assert callback_for(ctx, tiny_peft_model()) is None
+
+
+def test_every_option_is_documented_in_its_readme_section():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Choosing LoRA modules while training")[1].split("\n### ")[0]
+    missing = [n for n in ModuleSelectOptions.model_fields if not re.search(rf"\b{n}\b", section)]
+    assert not missing, missing
