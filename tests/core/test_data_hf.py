@@ -49,7 +49,7 @@ def test_csv_and_parquet_and_text_files(tmp_path):
     ds = datasets.Dataset.from_list(ROWS)
     ds.to_csv(str(tmp_path / "qa.csv"), index=False)
     ds.to_parquet(str(tmp_path / "qa.parquet"))
-    (tmp_path / "lines.txt").write_text("first line of text\nsecond line of text\n")
+    (tmp_path / "lines.txt").write_text("first line of text\n\nsecond line of text\n")
     for name in ("qa.csv", "qa.parquet"):
         data = _source(tmp_path, path=name, columns=MAPPING, validation_fraction=0.0).load(
             _ctx(tmp_path)

@@ -130,13 +130,13 @@ class HfSource(DataSource):
         o = self.options
         train_rows = self._rows(splits, o.split, "data.options.split")
         seen: dict[str, dict[str, Any]] = {}
-        duplicates = _gather(train_rows, o.split, o, seen)
+        duplicates = _gather(train_rows, o.split, o, seen, loader)
         if not seen:
             raise ConfigError(f"data.options.split: the split {o.split!r} has no rows")
         if o.validation_split:
             held: dict[str, dict[str, Any]] = {}
             rows = self._rows(splits, o.validation_split, "data.options.validation_split")
-            duplicates += _gather(rows, o.validation_split, o, held)
+            duplicates += _gather(rows, o.validation_split, o, held, loader)
             train = [r for k, r in seen.items() if k not in held]
             validation = list(held.values())
         else:
@@ -217,11 +217,15 @@ class HfSource(DataSource):
         return digest.hexdigest()
 
 
-def _gather(rows: Any, split: str, o: HfOptions, seen: dict[str, dict[str, Any]]) -> int:
+def _gather(
+    rows: Any, split: str, o: HfOptions, seen: dict[str, dict[str, Any]], loader: str
+) -> int:
     import json
 
     duplicates = 0
     for i, row in enumerate(rows):
+        if loader == "text" and not str(row.get("text", "")).strip():
+            continue  # the text builder makes a row of every line, blank ones included
         record = make_record(row, f"{split} row {i}", o.format, o.columns)
         key = json.dumps(record, sort_keys=True)
         duplicates += key in seen
