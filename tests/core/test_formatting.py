@@ -157,3 +157,17 @@ def test_plain_text_renders_every_record_kind():
     assert plain_text(CHAT) == "user: what is the capital of France?\nassistant: Paris"
     with pytest.raises(QslmError, match="loss_on"):
         tokenize_examples([INSTR], None, loss_on="prompt")
+
+
+def test_a_chat_turn_that_ends_with_eos_gets_no_second_one(chat_tokenizer):
+    import copy
+
+    tok = copy.deepcopy(chat_tokenizer)
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|endoftext|>\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    (ex,) = tokenize_examples([CHAT], tok, template="chat", loss_on="response")
+    learned = [t for t in ex["labels"] if t != IGNORE_INDEX]
+    assert tok.decode(learned) == " Paris<|endoftext|>\n"
+    assert ex["input_ids"].count(tok.eos_token_id) == 2  # the user's turn end and the answer's

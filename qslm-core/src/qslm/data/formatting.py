@@ -233,7 +233,10 @@ def tokenize_examples(
             stats["retokenized"] += 1
             ids = prompt_ids + _encode(tokenizer, response, False)
         n_prompt = len(prompt_ids)
-        if not ids or ids[-1] != eos:
+        # A chat template that ends the turn with eos (Qwen's <|im_end|>, then "\n") already
+        # taught the model to stop; a second eos after its newline would teach nothing.
+        ended = kind == "chat" and bool(tokenizer.eos_token) and tokenizer.eos_token in response
+        if not ended and (not ids or ids[-1] != eos):
             ids = [*ids, eos]
         labels = list(ids)
         if loss_on == "response":
