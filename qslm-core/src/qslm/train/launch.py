@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 DIST_DIR = "dist"  # in the staging folder while the ranks run; removed before publishing
 JOB_ENV = "QSLM_LAUNCH_JOB"  # the job travels in the environment: --set values may be secrets
+PROGRESS_MARK = "[qslm] "  # rank 0's progress lines; the rest is the launcher's and libraries'
+LAUNCH_LOG = "launch.log"  # in the build: what the launcher and the ranks printed besides progress
 
 
 @dataclass
@@ -109,12 +111,15 @@ class Launch:
         )
         assert proc.stdout is not None
         tail: list[str] = []
-        _forward(proc.stdout, ctx.progress, tail)
+        with (ctx.build_dir / LAUNCH_LOG).open("a", encoding="utf-8") as log:
+            _forward(proc.stdout, ctx.progress, log, tail)
         code = proc.wait()
         errors = sorted(dist.glob("error-*.txt"))
         if code != 0 or errors:
             told = [p.read_text(encoding="utf-8").strip() for p in errors]
-            detail = "\n".join(told) if told else "\n".join(tail[-15:])
+            # expected errors (QslmError) of the ranks say it all; for a crash, the launcher's
+            # report and the traceback are what there is
+            detail = "\n".join(told) if told else "\n".join(tail[-40:])
             raise QslmError(f"training under {how.split(',')[0]} failed (exit {code}):\n{detail}")
         try:
             result = json.loads((dist / "artifact.json").read_text(encoding="utf-8"))
@@ -127,13 +132,21 @@ class Launch:
         return Artifact(**result["artifact"])
 
 
-def _forward(stream: IO[str], progress: Callable[[str], None], tail: list[str]) -> None:
-    """Pass the ranks' output (rank 0's progress, the launcher's own messages) to progress."""
+def _forward(
+    stream: IO[str], progress: Callable[[str], None], log: IO[str], tail: list[str]
+) -> None:
+    """Rank 0's progress lines go to progress; everything else (torchrun's banner, library
+    warnings, a crashing rank's traceback) to the build's launch.log, and its tail is kept
+    for the error message."""
     for line in stream:
         line = line.rstrip("\n")
+        if line.startswith(PROGRESS_MARK):
+            progress(line[len(PROGRESS_MARK) :])
+            continue
+        log.write(line + "\n")
+        log.flush()
         tail.append(line)
-        del tail[:-50]
-        progress(line)
+        del tail[:-200]
 
 
 def _die_with_parent() -> None:
@@ -151,6 +164,8 @@ def _die_with_parent() -> None:
 
 def run_rank(staging: Path) -> None:
     """One rank: rebuild the pipeline, train, and (rank 0) write the Artifact as JSON."""
+    import torch
+
     from qslm.builds import config_sha256, write_json
     from qslm.components import AttentionBackend, Dataset, Trainer
     from qslm.config import load_pipeline
@@ -159,6 +174,10 @@ def run_rank(staging: Path) -> None:
 
     rank = int(os.environ.get("RANK", "0"))
     job = json.loads(os.environ[JOB_ENV])
+    if not torch.cuda.is_available():
+        # Without this, accelerate (under the HF Trainer) sees no GPU, stays in one-process
+        # mode, and every rank trains the whole batch on its own: no DDP, no data sharding.
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     registry = get_registry()
     config = load_pipeline(
         job["pipeline"], registry, overrides=job["overrides"], output=job["output"]
@@ -176,7 +195,7 @@ def run_rank(staging: Path) -> None:
         seed=config.seed,
         resume=bool(job["resume"]),
         main_process=rank == 0,
-        **({} if rank == 0 else {"progress": _silent}),
+        progress=_marked if rank == 0 else _silent,
     )
     trainer = config.train.create()
     attention = config.attention.create()
@@ -191,6 +210,11 @@ def run_rank(staging: Path) -> None:
 
 def _silent(message: str) -> None:
     pass
+
+
+def _marked(message: str) -> None:
+    for line in message.splitlines() or [""]:
+        print(PROGRESS_MARK + line, flush=True)
 
 
 def _jsonable(value: Any) -> Any:
