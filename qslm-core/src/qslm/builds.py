@@ -231,18 +231,17 @@ class Interrupted:
 
 
 def staging_status(staging: Path) -> str:
-    """``running`` (its owner lives), ``interrupted`` (resumable), ``other-host`` or
-    ``unknown`` (no run.json: a run killed at its very start, or an older qslm)."""
+    """``running`` (a live process holds its lock), ``interrupted`` (resumable),
+    ``other-host`` or ``unknown`` (no run.json: a run killed at its very start, or an older
+    qslm)."""
     state = read_run_state(staging)
-    if state is None:
-        return "unknown"
-    if state.get("host") != socket.gethostname():
+    if state is not None and state.get("host") != socket.gethostname():
         return "other-host"
     lock = lock_staging(staging)
     if lock is None:
         return "running"
     lock.close()
-    return "interrupted"
+    return "unknown" if state is None else "interrupted"
 
 
 def claim_interrupted(store: BuildStore, raw: dict[str, Any]) -> Interrupted:
@@ -304,7 +303,7 @@ _MISSING = object()
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     """A nested config/metrics tree as dotted keys (``train.options.max_steps``)."""
-    if isinstance(tree, dict) and tree:
+    if isinstance(tree, dict):  # an empty table has no keys, so no entry
         out: dict[str, Any] = {}
         for k, v in tree.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
