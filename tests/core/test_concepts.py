@@ -283,3 +283,27 @@ def test_auto_asks_in_the_chat_template_when_the_model_was_trained_on_chats(
     evaluator.evaluate(ctx, artifact, Dataset(chats, [], "x"))
     row = json.loads((tmp_path / "concepts.jsonl").read_text())
     assert row["prompt"] == "<user> the capital of france is\n<assistant>"
+
+
+def test_without_a_trainer_template_questions_look_like_the_training_text(tmp_path, make_ctx):
+    from qslm.components import Dataset
+    from qslm.data.records import make_record
+    from qslm.evaluate.concepts import Question
+
+    instruction = make_record({"instruction": "Name it.", "output": "Paris"}, "row")
+    chat = make_record(
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        "row",
+    )
+    evaluator = Concepts(ConceptsOptions(questions="q.jsonl"))
+    ctx = make_ctx(tmp_path)  # no pipeline config: a trainer without a template option
+
+    template = evaluator.template(ctx, Dataset([instruction], [], "x"), None)
+    assert template == "alpaca"
+    prompt = evaluator.prompt(Question("Name it.", [["x"]]), template, None)
+    assert instruction["text"] == prompt + "Paris"  # the training text starts with the prompt
+    template = evaluator.template(ctx, Dataset([chat], [], "x"), None)
+    assert template == "roles"
+    assert evaluator.prompt(Question("hi", [["x"]]), template, None) == "user: hi\nassistant:"
+    assert chat["text"] == "user: hi\nassistant: yo"
+    assert evaluator.template(ctx, Dataset([{"text": "t"}], [], "x"), None) == "plain"

@@ -216,15 +216,25 @@ class Concepts(Evaluator):
     def template(self, ctx: RunContext, data: Dataset | None, tokenizer: Any) -> str:
         """The template questions are asked with: the option, or the trainer's; "auto" becomes
         what most training records were formatted with (chat data with a chat tokenizer ->
-        chat, instruction data -> alpaca, plain text -> plain)."""
+        chat, instruction data -> alpaca, plain text -> plain). A trainer without a template
+        option trained on each record's "text", so the question is put the way that text puts
+        it: the Alpaca prompt for instruction data, ``user: ...`` lines ("roles") for chat
+        data, the question itself for plain text."""
         from qslm.data.formatting import resolve_template
+        from qslm.data.records import kind_of
 
+        records = data.train[:1000] if data is not None else []
         template = self.options.template
         if template == "train":
             train = getattr(getattr(ctx, "config", None), "train", None)
-            template = getattr(getattr(train, "options", None), "template", None) or "plain"
-        if template == "auto" and data is not None and data.train:
-            kinds = Counter(resolve_template(r, "auto", tokenizer) for r in data.train[:1000])
+            template = getattr(getattr(train, "options", None), "template", None)
+            if template is None:
+                if not records:
+                    return "plain"
+                kind = Counter(kind_of(r) for r in records).most_common(1)[0][0]
+                return {"alpaca": "alpaca", "chat": "roles", "text": "plain"}[kind]
+        if template == "auto" and records:
+            kinds = Counter(resolve_template(r, "auto", tokenizer) for r in records)
             template = kinds.most_common(1)[0][0]
         return template
 
@@ -267,6 +277,9 @@ class Concepts(Evaluator):
     def prompt(self, q: Question, template: str, tokenizer: Any) -> str:
         from qslm.data.formatting import generation_prompt
 
+        if template == "roles":  # as plain_text renders a chat record
+            user = q.question + (f"\n\n{q.input}" if q.input else "")
+            return f"user: {user}\nassistant:"
         return generation_prompt({"instruction": q.question, "input": q.input}, template, tokenizer)
 
     def _answers(
