@@ -22,6 +22,8 @@ BACKENDS = {
 }
 ALL_PLUGINS = list(BACKENDS.values())
 EXTRAS = {"qiskit": "[ibm]"}  # fake IBM backends, used offline by the tests, come with the extra
+# Backends built on another qslm package (not on PyPI, so installed from its folder alongside).
+DEPENDS = {"azure": ["qslm-backend-qiskit"]}
 # Unsloth's own metadata pulls xformers/triton/torchvision, which would replace the CPU torch:
 # installed without its dependencies, as qslm-unsloth's README says for CPU-only machines (the
 # light ones it needs come with qslm-unsloth).
@@ -58,12 +60,21 @@ def core(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("backend", list(BACKENDS))
 def backend(session: nox.Session, backend: str) -> None:
-    """qslm-core plus one backend package, nothing else of qslm; runs tests/<backend>."""
+    """qslm-core plus one backend package (and the qslm packages it builds on, DEPENDS),
+    nothing else of qslm; runs tests/<backend>."""
     install(session, "torch==2.13.0")
-    install(session, "./qslm-core", f"./{BACKENDS[backend]}{EXTRAS.get(backend, '')}", "pytest")
+    needed = DEPENDS.get(backend, [])
+    install(
+        session,
+        "./qslm-core",
+        *(f"./{dist}" for dist in needed),
+        f"./{BACKENDS[backend]}{EXTRAS.get(backend, '')}",
+        "pytest",
+    )
     if backend in NO_DEPS:
         install(session, "--no-deps", *NO_DEPS[backend])
-    assert_not_installed(session, [d for d in ALL_PLUGINS if d != BACKENDS[backend]])
+    allowed = {BACKENDS[backend], *needed}
+    assert_not_installed(session, [d for d in ALL_PLUGINS if d not in allowed])
     session.run("pytest", f"tests/{backend}", *session.posargs)
 
 

@@ -24,15 +24,6 @@ AZURE_VARS = (
     "AZURE_CONFIG_DIR",
 )
 
-# Fast polling and retries against the fake; everything else at its default.
-FAST = {
-    "poll_interval": 0.02,
-    "poll_max_interval": 0.1,
-    "retry_backoff": 0.01,
-    "retry_max_backoff": 0.05,
-    "maxiter": 40,
-}
-
 
 @pytest.fixture(autouse=True)
 def isolated_azure_config(tmp_path, monkeypatch):
@@ -59,9 +50,10 @@ def fake(monkeypatch):
 def make(fake):
     """``make("azure.ionq", **options)``: a registered solver pointed at the fake."""
     from qslm.plugins import get_registry
+    from qslm_azure.testing import FAST_OPTIONS
 
     def build(name: str, **options):
         cls = get_registry().get("qubo_solver", name).load()
-        return cls(cls.Options(**{**FAST, "endpoint": fake.url, **options}))
+        return cls(cls.Options(**{**FAST_OPTIONS, "endpoint": fake.url, **options}))
 
     return build

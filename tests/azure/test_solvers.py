@@ -173,7 +173,7 @@ def test_an_incomplete_workspace_names_what_is_missing(monkeypatch):
     from qslm_azure.solver import IonQSolver
 
     monkeypatch.setenv("AZURE_QUANTUM_WORKSPACE_NAME", "ws")
-    with pytest.raises(ConfigError, match="missing subscription_id .*AZURE_QUANTUM_SUBSCRIPTION"):
+    with pytest.raises(ConfigError, match=r"missing subscription_id .*AZURE_QUANTUM_SUBSCRIPTION"):
         IonQSolver().solve(random_qubo(3, seed=0), seed=0)
 
 

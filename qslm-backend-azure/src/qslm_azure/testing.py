@@ -16,7 +16,7 @@ Use::
 
     with FakeAzureQuantum() as fake:
         os.environ["AZURE_QUANTUM_CONNECTION_STRING"] = fake.connection_string
-        solver = IonQSolver(IonQSolver.Options(endpoint=fake.url))
+        solver = IonQSolver(IonQSolver.Options(endpoint=fake.url, **FAST_OPTIONS))
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 ACCOUNT = "devstoreaccount1"
+# Solver options for tests against the fake: quick polls and retries, a short angle tuning.
+FAST_OPTIONS = {
+    "poll_interval": 0.02,
+    "poll_max_interval": 0.1,
+    "retry_backoff": 0.01,
+    "retry_max_backoff": 0.05,
+    "maxiter": 40,
+}
 TARGETS = {
     "ionq": ["ionq.simulator", "ionq.qpu.aria-1", "ionq.qpu.forte-1"],
     "quantinuum": ["quantinuum.sim.h2-1sc", "quantinuum.sim.h2-1e", "quantinuum.qpu.h2-1"],
