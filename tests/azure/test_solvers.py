@@ -272,3 +272,15 @@ def test_plan_shows_the_target_cost_estimate_and_credentials(monkeypatch):
     assert "cost estimate, complete 4-variable problem:" in text
     assert "-> would be refused" in text  # max_cost 0 on a QPU
     assert "workspace: no credentials found" in text
+
+
+def test_sdk_debug_logs_carry_no_key_and_no_sas_signature(make, fake, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    result = make("azure.ionq").solve(random_qubo(3, seed=0), seed=0)
+    text = caplog.text
+    # The SDK logs the container's SAS URL at DEBUG; the signature is scrubbed from it.
+    assert "Container URI" in text and "sig=***" in text
+    assert "fakesig" not in text and fake.api_key not in text
+    assert "fakesig" not in str(result.to_dict())

@@ -66,8 +66,9 @@ def no_sdk_telemetry() -> None:
 
 
 def redact_sdk_logs() -> None:
-    """Scrub the same secrets from the log records of the Azure SDK and of this package."""
-    _redactor.scrub_logs("azure", "qslm_azure")
+    """Scrub the same secrets from the log records of the Azure SDK, of urllib3 beneath it
+    (which logs each request's URL, SAS signature included, at DEBUG) and of this package."""
+    _redactor.scrub_logs("azure", "urllib3", "qslm_azure")
 
 
 @dataclass(frozen=True)
