@@ -284,3 +284,14 @@ def test_sdk_debug_logs_carry_no_key_and_no_sas_signature(make, fake, caplog):
     assert "Container URI" in text and "sig=***" in text
     assert "fakesig" not in text and fake.api_key not in text
     assert "fakesig" not in str(result.to_dict())
+
+
+def test_a_permanent_error_while_polling_cancels_the_running_job(make, fake):
+    from qslm.errors import ServiceUnavailable
+
+    fake.slow = True
+    fake.inject("bad_request", times=1, method="GET")
+    with pytest.raises(ServiceUnavailable, match=r"could not poll the job: .*400"):
+        make("azure.ionq").solve(random_qubo(3, seed=0), seed=0)
+    [job_id] = fake.jobs
+    assert fake.cancelled == [job_id]

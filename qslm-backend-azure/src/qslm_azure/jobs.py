@@ -238,6 +238,10 @@ class JobWatcher:
         except RemoteTimeout:
             self.cancel("time limit")
             raise
+        except BaseException as exc:
+            # A job left running would still be billed: cancel it unless it already ended.
+            self.cancel(type(exc).__name__)
+            raise
 
     def _wait(self, poll: tuple) -> None:
         interval, largest = poll
@@ -267,7 +271,7 @@ class JobWatcher:
 
     def cancel(self, why: str) -> None:
         """Ask the service to cancel the job (best effort: it may have ended meanwhile)."""
-        if self.job is None or self.cancelled:
+        if self.job is None or self.cancelled or (self.statuses and self.statuses[-1] in ENDED):
             return
         with contextlib.suppress(Exception):
             _bounded(

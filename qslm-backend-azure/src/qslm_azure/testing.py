@@ -9,8 +9,9 @@ IonQ JSON, OpenQASM 2 or Quil, and answered in each provider's result format.
 
 It can be told to misbehave: :meth:`FakeAzureQuantum.inject` queues faults for the next job
 requests (``"throttle"``: 429 with Retry-After, ``"unavailable"``: 503, ``"reset"``: the
-connection reset without an answer); ``fail_jobs`` makes jobs end Failed; ``slow`` keeps them
-Executing until cancelled; ``queue_polls`` keeps them Waiting for that many polls.
+connection reset without an answer, ``"bad_request"``: 400); ``fail_jobs`` makes jobs end
+Failed; ``slow`` keeps them Executing until cancelled; ``queue_polls`` keeps them Waiting for
+that many polls.
 
 Use::
 
@@ -78,13 +79,17 @@ class FakeAzureQuantum:
 
     # --- control ----------------------------------------------------------------------------
 
-    def inject(self, kind: str, times: int = 1, retry_after: float = 0.0) -> None:
-        """Queue ``times`` faults of ``kind`` ("throttle", "unavailable", "reset") for the next
-        requests to the jobs API."""
-        if kind not in ("throttle", "unavailable", "reset"):
+    def inject(
+        self, kind: str, times: int = 1, retry_after: float = 0.0, method: str | None = None
+    ) -> None:
+        """Queue ``times`` faults of ``kind`` for the next requests to the jobs API (of that
+        HTTP ``method`` only, if given): "throttle" (429 with Retry-After), "unavailable"
+        (503), "reset" (the connection reset without an answer) or "bad_request" (400, a
+        permanent refusal)."""
+        if kind not in ("throttle", "unavailable", "reset", "bad_request"):
             raise ValueError(f"unknown fault {kind!r}")
         with self.lock:
-            self.faults += [(kind, retry_after)] * times
+            self.faults += [(kind, retry_after, method)] * times
 
     @property
     def url(self) -> str:
@@ -319,9 +324,10 @@ def _handler(fake: FakeAzureQuantum) -> type[BaseHTTPRequestHandler]:
 
         def _fault(self) -> bool:
             with fake.lock:
-                if not fake.faults:
+                due = [i for i, f in enumerate(fake.faults) if f[2] in (None, self.command)]
+                if not due:
                     return False
-                kind, after = fake.faults.pop(0)
+                kind, after, _ = fake.faults.pop(due[0])
             self._body()
             if kind == "throttle":
                 self._send(
@@ -331,6 +337,8 @@ def _handler(fake: FakeAzureQuantum) -> type[BaseHTTPRequestHandler]:
                 )
             elif kind == "unavailable":
                 self._send(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}})
+            elif kind == "bad_request":
+                self._send(400, {"error": {"code": "InvalidRequest", "message": "refused"}})
             else:
                 # An abortive close: the client sees "connection reset by peer".
                 self.connection.setsockopt(
