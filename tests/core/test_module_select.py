@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from qslm.config import load_pipeline
 from qslm.context import RunContext
 from qslm.errors import ConfigError, QslmError
-from qslm.plugins import get_registry
+from qslm.plugins import ComponentSpec, get_registry
 from qslm.qubo.solver import Capabilities, QuboSolver
 from qslm.train.module_select import (
     ModuleSelectOptions,
@@ -303,3 +304,101 @@ def test_every_option_is_documented_in_its_readme_section():
     section = readme.split("### Choosing LoRA modules while training")[1].split("\n### ")[0]
     missing = [n for n in ModuleSelectOptions.model_fields if not re.search(rf"\b{n}\b", section)]
     assert not missing, missing
+
+
+LORA_PIPELINE = """
+[pipeline]
+name = "select-modules"
+seed = 3
+[data]
+source = "text"
+[data.options]
+paths = ["corpus.txt"]
+validation_fraction = 0.15
+[train]
+trainer = "{trainer}"
+[train.options]
+{options}
+[train.select_modules]
+every = 4
+warmup = 4
+budget = 0.3
+solver = "test.broken"
+fallback = ["tabu"]
+[evaluate.perplexity]
+"""
+
+
+@pytest.fixture
+def lora_pipeline(tmp_path):
+    """A pipeline over a random tiny Llama saved like a downloaded model, whose primary solver
+    (a plugin registered for the test) is down."""
+    import transformers
+    from conftest import synthetic_texts
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from qslm.train.scratch import train_tokenizer
+
+    base = tmp_path / "base"
+    tokenizer = train_tokenizer(synthetic_texts(200, 0), 300, 2, 64)
+    eos = tokenizer.eos_token_id
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    transformers.set_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    (tmp_path / "corpus.txt").write_text("\n\n".join(synthetic_texts(120, 0)))
+    options = (
+        f'base_model = "{base}"\nmax_steps = 14\nbatch_size = 8\nlearning_rate = 1e-2\n'
+        "threads = 2\nlogging_every = 2"
+    )
+
+    def write(trainer: str = "lora"):
+        path = tmp_path / "pipeline.toml"
+        opts = options if trainer == "lora" else "max_steps = 2"
+        path.write_text(LORA_PIPELINE.format(trainer=trainer, options=opts))
+        return path
+
+    solvers = get_registry().components["qubo_solver"]
+    solvers["test.broken"] = ComponentSpec("qubo_solver", Broken.name, Broken, "t", "t", "0")
+    try:
+        yield write
+    finally:
+        del solvers["test.broken"]
+
+
+def test_a_lora_pipeline_chooses_modules_and_records_it(lora_pipeline, tmp_path):
+    from click.testing import CliRunner
+
+    from qslm.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", str(lora_pipeline()), "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    build = Path(result.output.strip().splitlines()[-1])
+    manifest = json.loads((build / "manifest.json").read_text())
+    summary = manifest["module_selection"]
+    assert summary["decisions"] == 3 and summary["fallbacks"] == 3  # steps 4, 8, 12
+    assert summary["solvers"] == {"tabu": 3}
+    assert manifest["components"]["train.select_modules.solver"]["name"] == "test.broken"
+    events = [json.loads(line) for line in (build / "train_log.jsonl").read_text().splitlines()]
+    decisions = [e for e in events if e["event"] == "module_selection"]
+    assert [d["step"] for d in decisions] == [4, 8, 12]
+    assert all(d["params"] <= d["budget"] == summary["budget"] for d in decisions)
+    assert decisions[0]["attempts"][0]["reason"] == "RuntimeError: service unavailable"
+    assert (build / "module_selection.json").is_file()
+
+
+def test_validate_refuses_the_table_for_a_trainer_without_module_selection(lora_pipeline):
+    from click.testing import CliRunner
+
+    from qslm.cli import cli
+
+    result = CliRunner().invoke(cli, ["validate", str(lora_pipeline("scratch"))])
+    assert result.exit_code == 2
+    assert "train.select_modules: trainer 'scratch' does not support module selection" in (
+        result.output
+    )
+    assert "Traceback" not in result.output

@@ -356,11 +356,17 @@ class ModuleSelector:
         }
 
 
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def _broadcast_choice(chosen: np.ndarray) -> np.ndarray:
     """Rank 0's choice on every rank (solvers with time limits may differ between ranks)."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world_size() == 1:
         return chosen
     box = [chosen.tolist()]
     dist.broadcast_object_list(box, src=0)
@@ -410,6 +416,13 @@ def callback_for(ctx: RunContext, model: Any) -> Any:
     config = getattr(ctx.config, "select_modules", None) if ctx.config is not None else None
     if config is None:
         return None
+    if config.options.freeze == "requires_grad" and _world_size() > 1:
+        # DDP registers its gradient hooks once; parameters that stop getting gradients
+        # make its reducer fail in the middle of a step.
+        raise QslmError(
+            f'{KEY}.freeze: "requires_grad" works in one process only; use "drop_grad" '
+            "(the default) with --nproc"
+        )
     solvers = [(ref.spec.name, ref.create()) for ref in config.solvers]
     selector = ModuleSelector(
         model,
