@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import qslm
 
@@ -39,3 +42,31 @@ def test_listing_and_help_import_neither_unsloth_nor_torch():
     check_listing_is_light(("plugins",), heavy=heavy)
     check_listing_is_light(("--help",), heavy=heavy)
     check_listing_is_light(("describe", "unsloth"), heavy=heavy)
+
+
+def test_unsloth_missing_is_named_with_the_install_commands(project):
+    code = "import sys; sys.modules['unsloth'] = None\nfrom qslm.cli import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "validate", "pipeline.toml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "train.trainer: the unsloth trainer needs unsloth, which is not installed" in done.stderr
+    assert "pip install --no-deps unsloth==" in done.stderr
+
+
+def test_transformers_imported_first_is_warned_about_and_recorded():
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "import transformers\n"
+        "from qslm_unsloth.first_import import import_unsloth\n"
+        "print(import_unsloth().imported_before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # stdout holds only the result: Unsloth's banner is sent to stderr
+    assert done.stdout.strip() == "('transformers',)"
+    assert "qslm-unsloth: transformers was imported before Unsloth" in done.stderr
