@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,10 +99,17 @@ def _same_training(single: Path, multi: Path) -> None:
     assert not (multi / "dist").exists()
 
 
-def test_two_processes_follow_the_one_process_loss_curve(project):
-    root, single = project
+@pytest.fixture(scope="module")
+def two_processes(project):
+    root, _ = project
     two = _qslm(root, "run", "pipeline.toml", "--nproc", "2", "--set", "train.options.batch_size=4")
     assert two.returncode == 0, two.stderr[-3000:]
+    return two
+
+
+def test_two_processes_follow_the_one_process_loss_curve(project, two_processes):
+    _, single = project
+    two = two_processes
     multi = Path(two.stdout.strip().splitlines()[-1])
     assert "launching the training (torchrun, 2 processes)" in two.stderr
     assert two.stderr.count("  step 10/10") == 1, "progress must come from rank 0 only"
@@ -154,3 +163,38 @@ def test_bad_launch_options_are_config_errors(project):
     assert zero.returncode == 2 and "--nproc 0: must be 1 or more" in zero.stderr
     missing = _qslm(root, "run", "pipeline.toml", "--accelerate-config", "nowhere.yaml")
     assert missing.returncode == 2 and "nowhere.yaml: no such file" in missing.stderr
+
+
+def test_a_killed_two_process_run_resumes(project, two_processes):
+    root, _ = project
+    uninterrupted = Path(two_processes.stdout.strip().splitlines()[-1])
+    args = ("run", "pipeline.toml", "--nproc", "2", "--set", "train.options.batch_size=4")
+    args += ("--set", "train.options.checkpoint_every=3")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-c", "from qslm.cli import main; main()", *args]
+    proc = subprocess.Popen(
+        cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.monotonic() + 300
+    builds = root / "builds" / "ddp"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(builds.glob(".staging-*/checkpoints/checkpoint-*/trainer_state.json")):
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before its first checkpoint"
+    time.sleep(2)  # the ranks get SIGTERM when their parent dies (PR_SET_PDEATHSIG)
+
+    resumed = _qslm(root, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "training goes on from checkpoint-" in resumed.stderr, resumed.stderr[-3000:]
+    build = Path(resumed.stdout.strip().splitlines()[-1])
+    got = json.loads((build / "metrics.json").read_text())["train"]
+    want = json.loads((uninterrupted / "metrics.json").read_text())["train"]
+    assert got["train_steps"] == want["train_steps"] == 10
+    assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
+    # each rank restored its own RNG state and the data order: same weights as no kill at all
+    assert (build / "model" / "model.safetensors").read_bytes() == (
+        uninterrupted / "model" / "model.safetensors"
+    ).read_bytes()
