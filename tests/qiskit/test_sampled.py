@@ -228,6 +228,11 @@ def test_long_sequences_and_large_batches_are_refused_naming_the_option():
     with pytest.raises(QslmError, match="max_rows"):
         backend.attend(q, q, q, causal=True)
     assert backend.stats["calls"] == 0  # refused before any simulation
+    # The automatic limit follows the cost per row of the noise chosen.
+    depolarizing = QiskitSampledAttention.Options(noise="depolarizing", noise_strength=0.1)
+    q = torch.randn(1, 33, 32, 4)  # 1056 rows
+    with pytest.raises(QslmError, match="max_rows option \\(automatic 1024\\)"):
+        QiskitSampledAttention(depolarizing).attend(q, q, q, causal=True)
 
 
 def test_plan_refuses_what_cannot_work():

@@ -36,6 +36,10 @@ HARD_MAX_KEYS = 1024
 # measured here (2-core VM, 32 keys, 64 shots) at about 1.5 ms (per-qubit channels) to 25 ms
 # (register depolarizing) per row, so noisy runs are held to 128 keys (7 qubits).
 NOISY_MAX_KEYS = 128
+# Rows per call allowed when max_rows = 0 (automatic), from the measured cost per row here
+# (benchmarks/sampled.py, 2-core VM under load): 3-15 ms noiseless or with a per-qubit channel,
+# 50-80 ms with register depolarizing. About a minute per call at most.
+AUTO_MAX_ROWS = {"none": 8192, "per_qubit": 4096, "depolarizing": 1024}
 
 
 class QiskitSampledOptions(Options):
@@ -60,9 +64,10 @@ class QiskitSampledOptions(Options):
         description="Longest key sequence accepted (sets the qubit count); longer is an error.",
     )
     max_rows: int = Field(
-        8192,
-        ge=1,
-        description="Most rows (batch x heads x queries) in one attention call; more is an error.",
+        0,
+        ge=0,
+        description="Most rows (batch x heads x queries) in one attention call, more is an error; "
+        "0 = automatic: 8192 without noise, 4096 with a per-qubit channel, 1024 with depolarizing.",
     )
     threads: int = Field(
         1,
@@ -104,7 +109,7 @@ class QiskitSampledAttention(AttentionBackend):
         return [
             f"qiskit.sampled attention: {o.shots} shots per row on Aer ({self.method()}), "
             f"{noise}; at most {o.max_keys} keys ({self.qubits(o.max_keys)} qubits) and "
-            f"{o.max_rows} rows per call"
+            f"{self.max_rows()} rows per call"
         ]
 
     @staticmethod
@@ -122,6 +127,15 @@ class QiskitSampledAttention(AttentionBackend):
         if o.noise == "none" or o.noise_strength == 0 or o.noise == "depolarizing":
             return "statevector"
         return "density_matrix"
+
+    def max_rows(self) -> int:
+        """The row limit per call: the option, or the automatic one for the noise chosen."""
+        o = self.options
+        if o.max_rows:
+            return o.max_rows
+        if o.noise == "none" or o.noise_strength == 0:
+            return AUTO_MAX_ROWS["none"]
+        return AUTO_MAX_ROWS["depolarizing" if o.noise == "depolarizing" else "per_qubit"]
 
     def reseed(self) -> None:
         """Start the sequence of per-call simulator seeds again from ``seed``."""
@@ -193,11 +207,12 @@ class QiskitSampledAttention(AttentionBackend):
         ok = allowed.expand_as(pd).reshape(-1, n).cpu().numpy()
         total = flat.sum(1)
         active = np.flatnonzero(total > 0)
-        if len(active) > o.max_rows:
+        if len(active) > self.max_rows():
+            limit = f"{o.max_rows}" if o.max_rows else f"automatic {self.max_rows()}"
             raise QslmError(
                 f"qiskit.sampled: an attention call with {len(active)} rows (batch x heads x "
-                f"queries) exceeds the max_rows option ({o.max_rows}); raise max_rows or use "
-                "a smaller evaluation/training batch"
+                f"queries) exceeds the max_rows option ({limit}); raise max_rows or use a "
+                "smaller evaluation/training batch"
             )
         started = time.perf_counter()
         size = 2 ** self.qubits(n)
