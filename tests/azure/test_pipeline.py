@@ -4,9 +4,12 @@ fallback that ran instead and why; `qslm validate` shows the cost estimate."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from qslm.components import Dataset
 from qslm.config import ComponentRef, SelectConfig
@@ -119,3 +122,65 @@ def test_validate_shows_the_cost_estimate_without_torch(tmp_path):
     assert "cost estimate, complete 4-variable problem:" in out.stdout
     assert "gate shots" in out.stdout and "max_cost $30" in out.stdout
     assert "workspace: no credentials found" in out.stdout
+
+
+RUN_PIPELINE = """
+[pipeline]
+name = "azure-run"
+
+[data.options]
+paths = ["notes.txt"]
+
+[select]
+size = 5
+solver = "azure.ionq"
+fallback = ["tabu"]
+
+[select.solvers."azure.ionq"]
+endpoint = "{endpoint}"
+maxiter = 20
+shots = 200
+poll_interval = 0.02
+poll_max_interval = 0.1
+
+[train.options]
+max_steps = 2
+layers = 1
+hidden_size = 32
+heads = 2
+context_length = 32
+vocab_size = 300
+batch_size = 4
+"""
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["job", "fallback"])
+def test_qslm_run_records_the_job_or_the_fallback_in_the_build_manifest(tmp_path, fake, fails):
+    fake.fail_jobs = fails
+    (tmp_path / "notes.txt").write_text(
+        "\n\n".join(f"Note {i}: chain {i % 5} broke after {i * 3} anneals." for i in range(14))
+    )
+    (tmp_path / "pipeline.toml").write_text(RUN_PIPELINE.format(endpoint=fake.url))
+    result = subprocess.run(
+        [sys.executable, "-c", "from qslm.cli import main; main()", "run", "pipeline.toml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "QDK_PYTHON_TELEMETRY": "none"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    build = Path(result.stdout.strip().splitlines()[-1])
+    manifest = (build / "manifest.json").read_text()
+    select = json.loads(manifest)["select"]
+    [job_id] = fake.jobs
+    if fails:
+        assert select["solver"] == "tabu"
+        assert select["attempts"][0]["solver"] == "azure.ionq"
+        assert f"job {job_id} ended Failed" in select["attempts"][0]["reason"]
+    else:
+        assert select["solver"] == "azure.ionq"
+        assert select["solver_info"]["job_id"] == job_id
+        assert select["solver_info"]["cost_estimate"]["usd"] == 0.0
+        assert f"azure.ionq: job {job_id}: Succeeded" in result.stderr  # the run's progress
+    assert fake.api_key not in manifest and fake.api_key not in result.stderr
