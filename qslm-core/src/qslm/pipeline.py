@@ -132,7 +132,7 @@ def run_pipeline(
         if ctx.latest_checkpoint() is not None:
             progress(
                 f"interrupted; the run can go on from {ctx.latest_checkpoint().name}: "
-                f"qslm run {config.path.name} --resume"
+                f"qslm run {config.path.name} --resume (with the same --set options)"
             )
         else:
             store.discard(staging)
