@@ -102,8 +102,8 @@ class QiskitSampledAttention(AttentionBackend):
         if o.noise != "none" and o.max_keys > NOISY_MAX_KEYS:
             raise ConfigError(
                 f"attention.options.max_keys: {o.max_keys} keys with noise {o.noise!r} would "
-                f"simulate {self.qubits(o.max_keys)}-qubit density matrices for every row; at most "
-                f"{NOISY_MAX_KEYS} with a noise channel"
+                f"simulate a noisy {self.qubits(o.max_keys)}-qubit circuit (density matrix, or a "
+                f"trajectory per shot) for every row; at most {NOISY_MAX_KEYS} with a noise channel"
             )
         noise = "no noise" if o.noise == "none" else f"{o.noise} {o.noise_strength:g}"
         return [
