@@ -212,8 +212,10 @@ def _solve(ctx: RunContext, config: SelectConfig, sp: SubsetProblem):
 
 
 def _reporting(solver: Any, ctx: RunContext) -> Any:
-    """The solver, its remote status lines going to the run's progress reporter."""
-    solver.progress = ctx.progress
+    """The solver, its remote status lines going to the run's progress reporter (unless its
+    class uses the name ``progress`` for something else)."""
+    if getattr(type(solver), "progress", None) is None:
+        solver.progress = ctx.progress
     return solver
 
 
