@@ -88,8 +88,7 @@ class UnslothTrainer(LoraTrainer):
 
     def plan(self) -> list[str]:
         o = self.options
-        info = import_unsloth()  # here, at pre-flight: before the pipeline imports transformers
-        base = self.base()
+        base = self.base()  # the cheap checks first: none of them imports transformers
         targets = self.targets()
         if isinstance(targets, list):
             modules = base.module_names()
@@ -101,6 +100,7 @@ class UnslothTrainer(LoraTrainer):
             require_bitsandbytes(f"{KEY}.load_in_4bit")
         if o.deepspeed:
             self._check_deepspeed(o.deepspeed)
+        info = import_unsloth()  # here, at pre-flight: before the pipeline imports transformers
         where = "CPU fallback (no GPU found)" if info.cpu_fallback else info.device
         steps = f"{o.max_steps} steps" if o.max_steps else f"{o.epochs:g} epochs"
         return [
