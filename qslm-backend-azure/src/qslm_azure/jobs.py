@@ -258,7 +258,7 @@ class JobWatcher:
             if self.remote.deadline.remaining() <= interval:
                 raise RemoteTimeout(
                     f"{self.remote.solver}: job {self.job.id} did not finish within the time "
-                    f"limit (last status {status}); it was cancelled"
+                    f"limit (last status {status})"
                 )
             _sleep(interval)
             interval = min(largest, interval * 1.5)

@@ -291,11 +291,14 @@ class AzureQaoaSolver(QuboSolver):
                 poll=(o.poll_interval, o.poll_max_interval),
             )
         except RemoteTimeout as exc:
-            raise RemoteTimeout(
-                f"{exc} (job {watcher.job_id}, cancelled: {watcher.cancelled})"
-                if watcher.job_id and "cancel" not in str(exc)
-                else str(exc)
-            ) from None
+            if watcher.job_id is None:
+                raise
+            outcome = (
+                "it was cancelled"
+                if watcher.cancelled
+                else "cancelling it failed: cancel it in the workspace's Job management page"
+            )
+            raise RemoteTimeout(f"{exc}; job {watcher.job_id}: {outcome}") from None
         remote_s = time.perf_counter() - t1
         try:
             counts = decode(self.provider, results, o.shots, qubo.num_variables)
