@@ -35,12 +35,13 @@ from qslm.qubo.solver import (
 )
 from qslm_azure import __version__
 from qslm_azure.providers import IONQ, QUANTINUUM, RIGETTI, Provider
+from qslm_qiskit.targets import SIMULATOR_MAX_QUBITS
 
 log = logging.getLogger("qslm_azure.solver")
 
-# The local statevector that tunes the angles holds 2^n amplitudes (qslm-backend-qiskit's own
-# simulator limit); no Azure target is smaller for the problems this can tune.
-LOCAL_MAX_QUBITS = 24
+# The local statevector that tunes the angles holds 2^n amplitudes: qslm-backend-qiskit's own
+# simulator limit bounds the problems (the Azure targets' own qubit counts where smaller).
+LOCAL_MAX_QUBITS = SIMULATOR_MAX_QUBITS
 
 
 class CostTooHigh(ConfigError):
