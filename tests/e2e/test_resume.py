@@ -196,3 +196,95 @@ def test_resume_refuses_another_configuration_and_nothing_to_resume(project):
         _qslm("run", "pipeline.toml", "--resume"), cwd=root, capture_output=True, text=True, env=env
     )
     assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr, nothing.stderr
+
+
+LORA_PIPELINE = """
+[pipeline]
+name = "lora-resumable"
+seed = 5
+
+[data.options]
+paths = ["notes.txt"]
+
+[train]
+trainer = "lora"
+[train.options]
+base_model = "{base}"
+max_steps = 16
+batch_size = 4
+learning_rate = 0.01
+dropout = 0.0
+logging_every = 2
+checkpoint_every = 4
+threads = 1
+"""
+
+
+def test_a_killed_lora_run_resumes_to_the_uninterrupted_adapter(tmp_path):
+    """The same API carries the ``lora`` trainer: SIGKILL after a checkpoint, --resume, and
+    the adapter equals the one of an uninterrupted run."""
+    pytest.importorskip("peft")
+    import transformers
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from qslm.train.scratch import train_tokenizer
+
+    texts = [f"Note {i}: a lock file outlives no process; {i % 4} checkpoints." for i in range(80)]
+    (tmp_path / "notes.txt").write_text("\n\n".join(texts))
+    base = tmp_path / "base"
+    tokenizer = train_tokenizer(texts, 300, 2, 64)
+    eos = tokenizer.eos_token_id
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+    )  # fmt: skip
+    transformers.set_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    (tmp_path / "pipeline.toml").write_text(LORA_PIPELINE.format(base=base))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    straight = subprocess.run(
+        _qslm("run", "pipeline.toml"), cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    v1 = Path(straight.stdout.strip().splitlines()[-1])
+
+    proc = subprocess.Popen(
+        _qslm("run", "pipeline.toml"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    builds = tmp_path / "builds" / "lora-resumable"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        staging = next(iter(builds.glob(".staging-*")), None)
+        if staging and any(
+            (c / "trainer_state.json").is_file() and (c / "adapter_model.safetensors").is_file()
+            for c in _checkpoints(staging)
+        ):
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before its first checkpoint"
+
+    resumed = subprocess.run(
+        _qslm("run", "pipeline.toml", "--resume"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "training goes on from checkpoint-" in resumed.stderr, resumed.stderr[-3000:]
+    build = Path(resumed.stdout.strip().splitlines()[-1])
+    want = json.loads((v1 / "metrics.json").read_text())["train"]
+    got = json.loads((build / "metrics.json").read_text())["train"]
+    assert got["train_steps"] == want["train_steps"] == 16
+    assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-4)
+    adapter = "adapter/adapter_model.safetensors"
+    assert (build / adapter).read_bytes() == (v1 / adapter).read_bytes()
