@@ -120,11 +120,11 @@ def run_pipeline(
             _prepare_resume(ctx)
         manifest = _run_stages(ctx, config, launch)
         manifest["timings"] = {**ctx.timings, "total_s": round(time.time() - started, 3)}
-        # run.json goes first: a resume that finds the folder before the rename then skips it
-        (staging / RUN_STATE).unlink(missing_ok=True)
         from qslm.report import report_or_warn
 
         report_or_warn(staging, manifest, progress)  # report.md and plots; never fails a run
+        # run.json goes just before the rename: a resume that finds the folder then skips it
+        (staging / RUN_STATE).unlink(missing_ok=True)
         build = store.publish(staging, manifest)
         (build / RUN_LOCK).unlink(missing_ok=True)
         return build
