@@ -211,3 +211,31 @@ def test_cli_clean_removes_only_abandoned_staging(tmp_path):
         assert not abandoned.exists() and live.exists() and store.versions() == [1]
     finally:
         held.close()
+
+
+def test_only_one_process_can_claim_an_interrupted_run(tmp_path):
+    from qslm.builds import claim_interrupted, lock_staging, write_run_state
+
+    raw = {
+        "pipeline": {"name": "demo"},
+        "train": {"options": {"max_steps": 5, "token": "hunter2-secret"}},
+    }
+    store = BuildStore(tmp_path, "demo")
+    staging = store.create_staging()
+    write_run_state(staging, name="demo", pipeline=tmp_path / "p.toml", raw=raw)
+    assert "hunter2" not in json.dumps(json.loads((staging / "run.json").read_text())["config"])
+
+    owner = lock_staging(staging)  # the run is alive: nothing to take over
+    with pytest.raises(ConfigError, match=r"nothing to resume.*1 run\(s\) still in progress"):
+        claim_interrupted(store, raw)
+    owner.close()  # the run died
+
+    first = claim_interrupted(store, raw)
+    assert first.path == staging
+    with pytest.raises(ConfigError, match="nothing to resume"):  # a second resume is refused
+        claim_interrupted(store, raw)
+    first.lock.close()
+
+    other = {**raw, "train": {"options": {"max_steps": 9, "token": "hunter2-secret"}}}
+    with pytest.raises(ConfigError, match=r"train.options.max_steps: 5 -> 9"):
+        claim_interrupted(store, other)
