@@ -214,3 +214,19 @@ def test_ibm_job_is_cancelled_on_timeout():
 def test_problem_over_the_simulator_limit_is_refused_before_work():
     with pytest.raises(ProblemTooLarge, match="more than its limit of 20"):
         qaoa().solve(random_qubo(21), seed=0)
+
+
+def test_resilience_level_reaches_the_runtime_estimator_and_only_for_ibm():
+    from qiskit_ibm_runtime.fake_provider import FakeBelemV2
+
+    from qslm_qiskit.targets import make_target
+
+    for level in (0, 2):
+        target = make_target("ibm:x", seed=0, ibm_backend=FakeBelemV2(), resilience_level=level)
+        assert target.estimator().options.resilience_level == level
+    assert (
+        make_target("ibm:x", seed=0, ibm_backend=FakeBelemV2()).estimator().options.resilience_level
+        == 1
+    )
+    with pytest.raises(ValueError, match="resilience_level applies to backend 'ibm:' only"):
+        qaoa(backend="aer", resilience_level=0)

@@ -96,6 +96,14 @@ class QaoaSolver(QuboSolver):
         instance: str | None = Field(
             default=None, description="backend 'ibm:': the IBM Cloud instance (CRN or name)."
         )
+        resilience_level: int = Field(
+            default=1,
+            ge=0,
+            le=2,
+            description="backend 'ibm:': error mitigation of the runtime's Estimator: 0 none, "
+            "1 measurement twirling and readout mitigation (the runtime's default), 2 adds "
+            "zero-noise extrapolation.",
+        )
         seed: int | None = Field(
             default=None,
             ge=0,
@@ -117,6 +125,10 @@ class QaoaSolver(QuboSolver):
                 raise ValueError(
                     "the noise options (depolarizing_1q, depolarizing_2q, readout_error) apply "
                     "to backend 'aer' only; a fake backend brings its own noise model"
+                )
+            if self.resilience_level != 1 and not self.backend.startswith("ibm:"):
+                raise ValueError(
+                    "resilience_level applies to backend 'ibm:' only (the runtime's Estimator)"
                 )
             if self.initial_point is not None and len(self.initial_point) != 2 * self.reps:
                 raise ValueError(
@@ -216,6 +228,7 @@ class QaoaSolver(QuboSolver):
             noise=noise,
             optimization_level=o.optimization_level,
             ibm_backend=ibm_backend,
+            resilience_level=o.resilience_level,
         )
 
     def _check_fits(self, qubo: Qubo, target: Target) -> None:

@@ -95,6 +95,7 @@ class Target:
     noise: NoiseSettings = field(default_factory=NoiseSettings)
     optimization_level: int = 1
     backend: Any = None  # the Aer simulator, fake or IBM backend (None for statevector)
+    resilience_level: int = 1  # the IBM runtime Estimator's error mitigation
 
     @property
     def kind(self) -> str:
@@ -151,7 +152,7 @@ class Target:
             # SamplerV2 for them. They also run a fake backend in local mode (the tests).
             from qiskit_ibm_runtime.executor_estimator import Estimator
 
-            return Estimator(mode=self.backend)
+            return Estimator(mode=self.backend, options={"resilience_level": self.resilience_level})
         if self.kind == "statevector":
             from qiskit.primitives import StatevectorEstimator
 
@@ -227,6 +228,7 @@ def make_target(
     noise: NoiseSettings | None = None,
     optimization_level: int = 1,
     ibm_backend: Any = None,
+    resilience_level: int = 1,
 ) -> Target:
     """The target for ``spec``; ``ibm_backend`` is the IBM backend object for ``ibm:`` specs
     (fetched by the caller after its credentials check)."""
@@ -234,7 +236,9 @@ def make_target(
     if error:
         raise ConfigError(error)
     kind, _, name = spec.partition(":")
-    target = Target(spec, seed, noise or NoiseSettings(), optimization_level)
+    target = Target(
+        spec, seed, noise or NoiseSettings(), optimization_level, resilience_level=resilience_level
+    )
     if kind == "aer":
         from qiskit_aer import AerSimulator
 
