@@ -37,7 +37,7 @@ batch_size = 8
 learning_rate = 1e-2
 max_length = 64
 logging_every = 4
-threads = 2
+threads = 1
 
 [evaluate.perplexity]
 """
