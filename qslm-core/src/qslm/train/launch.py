@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -43,7 +43,6 @@ class Launch:
     accelerate_config: Path | None = None
     overrides: Sequence[str] = ()
     output: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.nproc is not None and self.nproc < 1:
@@ -99,7 +98,7 @@ class Launch:
             "nproc": self.nproc,
             "accelerate_config": str(self.accelerate_config) if self.accelerate_config else None,
         }
-        env = {**os.environ, **self.extra_env, JOB_ENV: json.dumps(job)}
+        env = {**os.environ, JOB_ENV: json.dumps(job)}
         proc = subprocess.Popen(
             self.command(ctx.build_dir),
             env=env,
