@@ -15,7 +15,7 @@ for the same steps from the same seed (same initial adapter, same batches):
 Reported: the final held-out loss (mean token cross-entropy), mean +- std over seeds, and
 the per-seed difference to ``random`` (paired: same seed, same data order).
 
-Usage:  python benchmarks/module_selection.py [--seeds 3] [--steps 80] [--budget 0.25]
+Usage:  python benchmarks/module_selection.py [--seeds 3] [--steps 60] [--json out.json]
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def run(condition: str, seed: int, args, model_dir: Path, data, workdir: Path) -
         "lora_params": total,
         "params_per_window": round(float(np.mean(after)), 1) if after else total,
         "select_s": round(sum(d.get("wall_s", 0.0) for d in decisions), 3),
+        "fallbacks": sum(bool(d["fallback_used"]) for d in decisions),
         "chosen": [d["chosen"] for d in decisions],
     }
 
