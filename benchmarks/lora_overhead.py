@@ -15,8 +15,9 @@ pair and as the median; the target is >= 0.95.
 
 Part 2, memory: the ``lora`` trainer on a larger locally built Llama, once with the base in
 float32 and once with ``quantization = "nf4"`` (QLoRA), each in its own subprocess: peak RSS
-of the process (``ru_maxrss``), RSS after imports (the floor), and the model's own footprint
-(``get_memory_footprint``). On a GPU, QLoRA's saving shows in GPU memory; on the CPU in RSS.
+of the process (``VmHWM``; loading and training separately), RSS after imports (the floor),
+and the model's own footprint (``get_memory_footprint``). On a GPU, QLoRA's saving shows in
+GPU memory; on the CPU in RSS.
 
 Usage:  python benchmarks/lora_overhead.py [--repeats 3] [--json out.json]
 Nothing is downloaded: models and tokenizers are built in a temporary folder.
@@ -28,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +55,7 @@ MEMORY_MODEL = dict(
     num_key_value_heads=8,
     max_position_embeddings=128,
 )
+MEMORY_BATCH = 2  # small, so that weights rather than activations decide the peak
 SETTINGS = dict(
     r=8,
     alpha=16.0,
@@ -259,7 +260,7 @@ def child_memory(work: Path, quantization: str) -> dict:
     import torch  # noqa: F401  (the floor: RSS with the libraries imported)
     import transformers  # noqa: F401
 
-    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    floor = vm_kib("VmHWM")  # not ru_maxrss: Linux carries it over from the parent at exec
     from qslm.attention.exact import ExactAttention
     from qslm.components import Dataset
     from qslm.context import RunContext
@@ -279,7 +280,14 @@ def child_memory(work: Path, quantization: str) -> dict:
     options = LoraTrainer.Options(
         base_model=str(work / "big"),
         quantization=quantization,
-        **{**SETTINGS, "epochs": 1.0, "max_steps": 2, "max_length": 64, "threads": threads()},
+        **{
+            **SETTINGS,
+            "epochs": 1.0,
+            "max_steps": 2,
+            "max_length": 64,
+            "batch_size": MEMORY_BATCH,
+            "threads": threads(),
+        },
     )
     ctx = RunContext(
         config=None, registry=None, build_dir=work / f"mem-{quantization}", seed=SEED,
@@ -291,7 +299,7 @@ def child_memory(work: Path, quantization: str) -> dict:
         ExactAttention(),
     )  # fmt: skip
     return {
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": max(footprint["load_peak_kib"], vm_kib("VmHWM")) / 1024,
         "load_peak_rss_mib": footprint["load_peak_kib"] / 1024,
         "train_peak_rss_mib": vm_kib("VmHWM") / 1024,
         "rss_after_imports_mib": floor / 1024,
@@ -355,6 +363,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="pairs of (plain, qslm) runs")
     parser.add_argument("--records", type=int, default=1200, help="training records")
     parser.add_argument("--skip-memory", action="store_true", help="only part 1")
+    parser.add_argument("--skip-overhead", action="store_true", help="only part 2")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -395,9 +404,10 @@ def main() -> None:
         records = config.data.create().load(ctx).train
         (work / "train_texts.json").write_text(json.dumps([r["text"] for r in records]))
 
-        print(f"\nPart 1: overhead, {len(records)} records, model {OVERHEAD_MODEL}")
         pairs = []
-        for i in range(args.repeats):
+        if not args.skip_overhead:
+            print(f"\nPart 1: overhead, {len(records)} records, model {OVERHEAD_MODEL}")
+        for i in range(0 if args.skip_overhead else args.repeats):
             order = ("plain", "qslm") if i % 2 == 0 else ("qslm", "plain")
             runs = {kind: run_child(kind, work) for kind in order}
             p, q = runs["plain"], runs["qslm"]
@@ -412,29 +422,35 @@ def main() -> None:
                 f"CPU-second: plain {p['tokens'] / p['cpu_seconds']:.0f}, qslm "
                 f"{q['tokens'] / q['cpu_seconds']:.0f}, ratio {cpu_ratio:.3f}"
             )
-        ratios = [x["ratio"] for x in pairs]
-        tps_plain = statistics.median(x["plain"]["tokens"] / x["plain"]["seconds"] for x in pairs)
-        tps_qslm = statistics.median(x["qslm"]["tokens"] / x["qslm"]["seconds"] for x in pairs)
-        print(
-            f"  median: plain {tps_plain:.0f} tok/s, qslm {tps_qslm:.0f} tok/s, ratio "
-            f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); "
-            "target >= 0.95"
-        )
-        cpu_ratios = [x["cpu_ratio"] for x in pairs]
-        print(
-            f"  median ratio of tokens per CPU-second (less sensitive to other load on the "
-            f"machine): {statistics.median(cpu_ratios):.3f} (min {min(cpu_ratios):.3f}, max "
-            f"{max(cpu_ratios):.3f})"
-        )
-        results["overhead"] = {
-            "pairs": pairs,
-            "median_ratio": statistics.median(ratios),
-            "median_cpu_ratio": statistics.median(cpu_ratios),
-        }
+        if pairs:
+            ratios = [x["ratio"] for x in pairs]
+            tps_plain = statistics.median(
+                x["plain"]["tokens"] / x["plain"]["seconds"] for x in pairs
+            )
+            tps_qslm = statistics.median(x["qslm"]["tokens"] / x["qslm"]["seconds"] for x in pairs)
+            print(
+                f"  median: plain {tps_plain:.0f} tok/s, qslm {tps_qslm:.0f} tok/s, ratio "
+                f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); "
+                "target >= 0.95"
+            )
+            cpu_ratios = [x["cpu_ratio"] for x in pairs]
+            print(
+                f"  median ratio of tokens per CPU-second (less sensitive to other load on the "
+                f"machine): {statistics.median(cpu_ratios):.3f} (min {min(cpu_ratios):.3f}, max "
+                f"{max(cpu_ratios):.3f})"
+            )
+            results["overhead"] = {
+                "pairs": pairs,
+                "median_ratio": statistics.median(ratios),
+                "median_cpu_ratio": statistics.median(cpu_ratios),
+            }
 
         if not args.skip_memory:
             build_base(work / "big", texts, MEMORY_MODEL)
-            print(f"\nPart 2: peak memory, model {MEMORY_MODEL}, 2 steps, batch 8 x 64 tokens")
+            print(
+                f"\nPart 2: peak memory, model {MEMORY_MODEL}, 2 steps, batch {MEMORY_BATCH} "
+                "x 64 tokens"
+            )
             memory = {}
             for quantization in ("none", "nf4"):
                 m = run_child("memory", work, "--quantization", quantization)
