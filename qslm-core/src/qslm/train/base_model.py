@@ -45,9 +45,26 @@ def resolve_base(value: str, base_dir: Path, key: str) -> BaseModel:
     path = path if path.is_absolute() else base_dir / path
     if path.exists():
         return _local(path.resolve(), value, key)
+    if "@" in value:
+        return _local(_build_by_version(value, base_dir, key).resolve(), value, key)
     if _HUB_ID.match(value) and not value.startswith((".", "~")):
         return _hub(value, key, looked_at=path)
     raise ConfigError(f"{key}: the base model folder {value!r} does not exist (looked at {path})")
+
+
+def _build_by_version(value: str, base_dir: Path, key: str) -> Path:
+    """``builds/NAME@vN`` (or ``@latest``, ``@current``): a build picked by version from the
+    builds folder before the ``/`` (relative to the pipeline file), so a pipeline can start
+    from whatever build another pipeline last made."""
+    from qslm.builds import resolve_build
+
+    folder, _, version = value.rpartition("@")
+    where = Path(folder).expanduser()
+    where = where if where.is_absolute() else base_dir / where
+    try:
+        return resolve_build(f"{where.name}@{version}", where.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def _local(path: Path, value: str, key: str) -> BaseModel:

@@ -44,8 +44,9 @@ class LoraOptions(Options):
 
     base_model: str = Field(
         description="The model to fine-tune: a local model folder, a qslm build folder "
-        "(e.g. builds/quickstart/v1, whose manifest names the model), or a Hugging Face Hub "
-        "name that is in the local cache. Relative paths are relative to the pipeline file."
+        "(e.g. builds/quickstart/v1, whose manifest names the model; builds/quickstart@latest, "
+        "@vN or @current picks one by version), or a Hugging Face Hub name that is in the "
+        "local cache. Relative paths are relative to the pipeline file."
     )
     r: int = Field(8, ge=1, le=4096, description="LoRA rank: the inner width of each adapter.")
     alpha: float = Field(
