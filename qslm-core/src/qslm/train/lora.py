@@ -295,6 +295,10 @@ class LoraTrainer(Trainer):
         transformers.set_seed(ctx.seed)
 
         model, tokenizer = self.load_model(ctx, attention)
+        if _has_4bit_layers(model):
+            from qslm.train.qlora import keep_training_kernels
+
+            keep_training_kernels(model)
         targets = self.targets()
         if isinstance(targets, list):  # also covers bases without safetensors
             self._check_targets(targets, linear_module_names(model))
@@ -527,3 +531,9 @@ def count_parameters(model: Any) -> tuple[int, int]:
         return int(trainable), int(total)
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def _has_4bit_layers(model: Any) -> bool:
+    """Whether bitsandbytes quantised some layer (checked by class name, so a model without
+    4-bit layers never imports bitsandbytes)."""
+    return any(type(m).__name__ in ("Linear4bit", "LinearNF4") for m in model.modules())

@@ -121,6 +121,23 @@ def _fit_cpu_inference_kernel(model: Any) -> None:
                 module.support_avx512bf16_for_cpu = False
 
 
+def keep_training_kernels(model: Any) -> None:
+    """Keep every 4-bit layer of a model that is being trained on bitsandbytes' generic kernel.
+
+    bitsandbytes 0.50's AVX512-BF16 CPU inference kernel repacks a layer's 4-bit weight in
+    place on its first eval-mode call and never unpacks it for training: measured on the thesis
+    example, one validation pass before training (which the Trainer does) turned a LoRA run
+    whose loss fell from 3.24 to 3.10 (the same run on the dequantised base) into one whose loss
+    rose to 4.46. Training with evaluation in between therefore must not switch kernels; after
+    training, inference-only loads keep the fast kernel.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def dequantized_base(source: str, *, compute_dtype: str, double_quant: bool) -> Any:
     """The float32 base model whose quantised layers hold the dequantised NF4 weights: the
     weights a QLoRA adapter was trained against.
