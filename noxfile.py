@@ -80,9 +80,10 @@ def backend(session: nox.Session, backend: str) -> None:
 
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """End to end: the quickstart, builds, the CLI contracts and a third-party plugin."""
+    """End to end: the quickstart, the thesis-qa example (QLoRA, hence the qlora extra), builds,
+    resume after SIGKILL, --nproc, the CLI contracts and third-party plugins."""
     install(session, "torch==2.13.0")
-    install(session, "./qslm-core", "pytest")
+    install(session, "./qslm-core[qlora]", "pytest")
     session.run("pytest", "tests/e2e", *session.posargs)
 
 
