@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qslm.builds import RUN_STATE
+
 REPORT = "report.md"
 PLOTS = "report"
 _LAYER = re.compile(r"^attention_rel_error_layer_(\d+)$")
@@ -50,11 +52,12 @@ def write_report(build_dir: Path, manifest: dict[str, Any]) -> Path:
         except Exception as exc:  # one broken section must not hide the others
             lines.append(f"> **warning**: this section failed: {type(exc).__name__}: {exc}")
     lines += ["", "## Files", ""]
-    # manifest.json is listed before it exists: publishing writes it right after the report.
+    # manifest.json is listed before it exists: publishing writes it right after the report,
+    # and removes the staging folder's run.json (what `qslm run --resume` reads) then.
     names = {"manifest.json"} | {
         p.name + ("/" if p.is_dir() else "")
         for p in build_dir.iterdir()
-        if not p.name.startswith(".") and p.name != REPORT
+        if not p.name.startswith(".") and p.name not in (REPORT, RUN_STATE)
     }
     lines += [f"- `{name}`" for name in sorted(names)]
     path = build_dir / REPORT
