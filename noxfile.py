@@ -29,7 +29,9 @@ DEPENDS = {"azure": ["qslm-backend-qiskit"]}
 # light ones it needs come with qslm-unsloth).
 NO_DEPS = {"unsloth": ["unsloth==2026.10.9", "unsloth_zoo==2026.10.9"]}
 
-nox.options.default_venv_backend = "venv"
+# uv installs in seconds what pip takes a minute or more for (seven sessions, each with torch and
+# transformers); nox falls back to venv + pip where uv is not installed.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -83,7 +85,8 @@ def e2e(session: nox.Session) -> None:
     """End to end: the quickstart, the thesis-qa example (QLoRA, hence the qlora extra), builds,
     resume after SIGKILL, --nproc, the CLI contracts and third-party plugins."""
     install(session, "torch==2.13.0")
-    install(session, "./qslm-core[qlora]", "pytest")
+    # pip itself: the tests pip-install example plugins the way a user does (uv venvs have none).
+    install(session, "./qslm-core[qlora]", "pytest", "pip")
     session.run("pytest", "tests/e2e", *session.posargs)
 
 
