@@ -169,7 +169,7 @@ class Registry:
         words = KINDS[kind][1]
         where = f"{key}: " if key else ""
         message = f"{where}unknown {words} {name!r}"
-        hint = _install_hint(name)
+        hint = install_hint(name)
         if hint:
             message += f"; it is provided by {hint}: pip install {hint}"
         else:
@@ -207,7 +207,8 @@ def _clash(existing: ComponentSpec, new: ComponentSpec) -> str:
     )
 
 
-def _install_hint(name: str) -> str | None:
+def install_hint(name: str) -> str | None:
+    """The qslm package that provides a component called ``name``, if a known one does."""
     for prefix, package in KNOWN_PACKAGES.items():
         if name == prefix or name.startswith(prefix) or name == prefix.rstrip("."):
             return package
