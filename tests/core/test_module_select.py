@@ -402,3 +402,15 @@ def test_validate_refuses_the_table_for_a_trainer_without_module_selection(lora_
         result.output
     )
     assert "Traceback" not in result.output
+
+
+def test_a_fallback_says_which_solver_failed_and_why():
+    model = tiny_peft_model()
+    lines: list[str] = []
+    sel = selector_for(model, solvers=[("test.broken", Broken()), ("tabu", None)])
+    sel.progress = lines.append
+    backward_once(model)
+    sel.measure()
+    sel.decide(step=5)
+    [line] = [x for x in lines if "test.broken" in x]
+    assert "RuntimeError: service unavailable" in line and "'tabu'" in line
