@@ -1,5 +1,6 @@
 """What ``qslm describe NAME`` prints: finding a component of any kind, its documentation and
-its options table. Imports no component module until one is found."""
+its options table. Imports no component module until one is found, and the plugin machinery
+only when called (``qslm.cli`` imports this module at start-up)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import inspect
 import json
 import types
 import typing
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from qslm.errors import ComponentNotFound, ConfigError
-from qslm.plugins import KINDS, ComponentSpec, Registry, install_hint
+
+if TYPE_CHECKING:
+    from qslm.plugins import ComponentSpec, Registry
 
 
 def find_component(registry: Registry, name: str, kind: str | None = None) -> ComponentSpec:
@@ -20,6 +23,8 @@ def find_component(registry: Registry, name: str, kind: str | None = None) -> Co
     Raises :class:`ComponentNotFound` with did-you-mean suggestions across every kind, and
     :class:`ConfigError` when the name is used by several kinds and ``kind`` is not given.
     """
+    from qslm.plugins import KINDS
+
     if kind is not None:
         if name not in registry.components[kind]:
             _not_found(registry, name, kind)
@@ -36,6 +41,8 @@ def find_component(registry: Registry, name: str, kind: str | None = None) -> Co
 
 
 def _not_found(registry: Registry, name: str, kind: str | None) -> typing.NoReturn:
+    from qslm.plugins import KINDS, install_hint
+
     for (k, withdrawn), why in registry.withdrawn.items():
         if withdrawn == name and kind in (None, k):
             raise ComponentNotFound(why)
@@ -107,6 +114,8 @@ def options_table(options_model: type) -> list[dict[str, str]]:
 def describe_lines(spec: ComponentSpec, cls: type) -> list[str]:
     """The text of ``qslm describe``: the component, its summary, its own docstring and its
     options (with the allowed values of each choice)."""
+    from qslm.plugins import KINDS
+
     lines = [f"{KINDS[spec.kind][1]} {spec.name!r} from {spec.distribution} {spec.version}"]
     if spec.summary:
         lines.append(spec.summary)
