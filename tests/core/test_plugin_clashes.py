@@ -53,6 +53,18 @@ def test_a_plugin_claiming_a_builtin_name_is_reported_and_the_builtin_keeps_it(c
     assert "'anneal'" in failed.error and "qslm-core" in failed.error
 
 
+def test_the_builtin_keeps_its_name_whichever_registers_first(clean_env):
+    # trylast puts the plugin's implementation before the built-ins in the collection order
+    mod = types.ModuleType("early")
+    mod.__qslm_distribution__ = "early-dist"
+    mod.qslm_register_qubo_solvers = hookimpl(trylast=True)(_solvers("tabu"))
+    pm, registry = make_plugin_manager([mod], entry_points=False)
+    assert pm.hook.qslm_register_qubo_solvers.get_hookimpls()[0].plugin_name == "early"
+    collect(pm, registry)
+    assert registry.get("qubo_solver", "tabu").distribution == "qslm-core"
+    assert [(f.name, f.distribution) for f in registry.failed] == [("early", "early-dist")]
+
+
 def test_two_plugins_claiming_one_name_lose_it_and_both_are_named(clean_env):
     a = _plugin("plug_a", "a-dist", qslm_register_qubo_solvers=_solvers("shared.name", "a.only"))
     b = _plugin("plug_b", "b-dist", qslm_register_qubo_solvers=_solvers("shared.name"))
