@@ -91,6 +91,17 @@ def test_choice_options_show_their_allowed_values(clean_env):
     assert "Literal" not in result.output
 
 
+def test_every_builtin_component_is_described(clean_env):
+    pm, registry = make_plugin_manager(entry_points=False)
+    for spec in collect(pm, registry).all():
+        result = _describe(spec.name, "--kind", spec.kind)
+        assert result.exit_code == 0, f"{spec.kind} {spec.name}: {result.output}"
+        assert "Traceback" not in result.output
+    # a default_factory's value is shown, not pydantic's "undefined" marker
+    result = _describe("attention-error")
+    assert "  backend_options (dict[str, Any], default {})" in result.output
+
+
 def _attribute_docstrings(path):
     """``Class.field`` of every options field documented by a docstring under it."""
     tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -67,7 +67,9 @@ def _not_found(registry: Registry, name: str, kind: str | None) -> typing.NoRetu
         else:
             message += "; `qslm plugins` lists every installed component"
     if registry.failed:
-        message += "; plugins that failed to load: " + ", ".join(f.name for f in registry.failed)
+        message += "; plugins that failed to load: " + ", ".join(
+            dict.fromkeys(f.name for f in registry.failed)
+        )
     raise ComponentNotFound(message)
 
 
@@ -99,7 +101,11 @@ def options_table(options_model: type) -> list[dict[str, str]]:
     """One row per option of a component: name, type, default, description."""
     rows = []
     for name, info in options_model.model_fields.items():
-        default = "required" if info.is_required() else json.dumps(info.get_default())
+        if info.is_required():
+            default = "required"
+        else:  # a default_factory's value too (a list, a table), as TOML would spell it
+            value = info.get_default(call_default_factory=True, validated_data={})
+            default = json.dumps(value, default=str)
         rows.append(
             {
                 "name": name,

@@ -179,7 +179,9 @@ class Registry:
         available = ", ".join(sorted(self.components[kind])) or "none"
         message += f" (installed: {available})"
         if self.failed:
-            message += "; plugins that failed to load: " + ", ".join(f.name for f in self.failed)
+            message += "; plugins that failed to load: " + ", ".join(
+                dict.fromkeys(f.name for f in self.failed)
+            )
         raise ComponentNotFound(message)
 
 
