@@ -171,7 +171,9 @@ def test_an_absolute_budget_is_respected_and_a_too_small_one_refused():
 
 def test_the_fallback_is_used_and_recorded_when_the_primary_solver_fails():
     model = tiny_peft_model()
+    lines: list[str] = []
     sel = selector_for(model, solvers=[("test.broken", Broken()), ("tabu", None)])
+    sel.progress = lines.append
     backward_once(model)
     sel.measure()
     record = sel.decide(step=5)
@@ -179,6 +181,9 @@ def test_the_fallback_is_used_and_recorded_when_the_primary_solver_fails():
     assert record["attempts"][0]["solver"] == "test.broken"
     assert record["attempts"][0]["reason"] == "RuntimeError: service unavailable"
     assert sel.summary()["fallbacks"] == 1
+    # ... and said on the progress reporter: which solver failed, why, what is used instead
+    [line] = [x for x in lines if "test.broken" in x]
+    assert "RuntimeError: service unavailable" in line and "'tabu'" in line
 
 
 def test_when_every_solver_fails_a_greedy_repair_keeps_training_and_says_so():

@@ -137,6 +137,9 @@ def test_falls_back_to_the_next_solver_and_says_why(tmp_path):
     assert len(out.train) == 3 and rec["solver"] == "tabu"
     assert rec["attempts"][0]["status"] == "error"
     assert "service unavailable" in rec["attempts"][0]["reason"]
+    # ... and on the progress reporter (stderr in a run), not only in the manifest
+    [line] = [x for x in lines if "test.broken" in x]
+    assert "failed" in line and "RuntimeError: service unavailable" in line and "'tabu'" in line
 
 
 def test_an_infeasible_answer_is_repaired_and_reported(tmp_path):

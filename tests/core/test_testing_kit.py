@@ -118,6 +118,16 @@ def test_result_check_rejects_non_binary_samples():
         check_result(q, result, RandomSearch())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.bool_])
+def test_result_check_rejects_samples_that_are_not_uint8(dtype):
+    # SolveResult documents (m, n) uint8 samples; 0.0/1.0 floats pass a 0-or-1 check.
+    q = random_qubo(3)
+    result = RandomSearch().solve(q, seed=0)
+    result.samples = result.samples.astype(dtype)
+    with pytest.raises(AssertionError, match="uint8"):
+        check_result(q, result, RandomSearch())
+
+
 def test_pytest_plugin_imports_nothing_heavy():
     code = (
         "import sys, qslm.testing.pytest_plugin\n"

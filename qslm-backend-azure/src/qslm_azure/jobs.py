@@ -1,29 +1,28 @@
 """Talking to Azure Quantum: retries of transient faults, and one job's life (submit, watch,
 fetch, cancel).
 
-Every remote step runs through :meth:`Remote.call`: at most ``retries`` retries of a fault
-that may pass (HTTP 408/429/5xx, dropped or reset connections), waiting ``retry_backoff``
-seconds doubling up to ``retry_max_backoff`` (or the service's ``Retry-After`` when longer),
-never past the solver's deadline. Anything else is permanent and raised at once as
-:class:`~qslm.errors.ServiceUnavailable` (a solver portfolio then tries its fallback).
-"""
+Every remote step runs through :meth:`Remote.call`, the core's :mod:`qslm.remote` helper told
+which Azure faults may pass: at most ``retries`` retries of a fault that may pass (HTTP
+408/429/5xx, dropped or reset connections), waiting ``retry_backoff`` seconds doubling up to
+``retry_max_backoff`` (or the service's ``Retry-After`` when longer), never past the solver's
+deadline. Anything else is permanent and raised at once as
+:class:`~qslm.errors.ServiceUnavailable` (a solver portfolio then tries its fallback)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from qslm.errors import ConfigError, QslmError, RemoteTimeout, ServiceUnavailable
+from qslm.errors import ConfigError, RemoteTimeout, ServiceUnavailable
 from qslm.qubo.solver import Deadline
+from qslm.remote import Fault, RetryPolicy
+from qslm.remote import Remote as CoreRemote
 from qslm_azure.workspace import HOW_TO_PROVIDE, redact
 
 log = logging.getLogger("qslm_azure.jobs")
-T = TypeVar("T")
 _sleep = time.sleep  # looked up at each wait, so tests can record the backoff
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -83,93 +82,44 @@ def describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {text}")
 
 
-class Remote:
-    """The remote steps of one solve under one deadline, counting retries."""
+class Remote(CoreRemote):
+    """The remote steps of one solve under one deadline, counting retries (the core's
+    :class:`qslm.remote.Remote`, told which Azure faults may pass)."""
+
+    thread_name = "qslm-azure-remote"
 
     def __init__(self, solver: str, options: Any, deadline: Deadline) -> None:
+        o = options
+        super().__init__(
+            solver,
+            deadline,
+            RetryPolicy(o.retries, o.retry_backoff, o.retry_max_backoff),
+            attempt_timeout=o.request_timeout,
+            log=log,
+            sleep=lambda seconds: _sleep(seconds),  # looked up at each wait (tests)
+        )
         self.solver = solver
         self.options = options
-        self.deadline = deadline
-        self.retries = 0
-        self.faults: list[str] = []
 
-    def call(self, what: str, fn: Callable[[], T]) -> T:
-        """``fn()`` with retries of transient faults; ``what`` names the step in messages."""
-        attempt = 0
-        while True:
-            limit = min(self.options.request_timeout, self.deadline.remaining())
-            if limit <= 0:
-                raise RemoteTimeout(f"{self.solver}: no time left to {what}")
-            try:
-                return _bounded(
-                    fn, limit, f"{self.solver}: no answer within {limit:.3g} s to {what}"
-                )
-            except QslmError:
-                raise
-            except Exception as exc:
-                if not _azure_error(exc):
-                    raise
-                fault = describe(exc)
-                code = status_code(exc)
-                if code in (401, 403):
-                    raise CredentialsRejected(
-                        f"{self.solver}: Azure Quantum refused the credentials while trying to "
-                        f"{what} ({fault}); check them: {HOW_TO_PROVIDE}"
-                    ) from None
-                if not is_transient(exc):
-                    raise ServiceUnavailable(f"{self.solver}: could not {what}: {fault}") from None
-                self.faults.append(fault)
-                if attempt >= self.options.retries:
-                    raise ServiceUnavailable(
-                        f"{self.solver}: could not {what}: still failing after "
-                        f"{attempt + 1} attempt(s): {fault}"
-                    ) from None
-                o = self.options
-                delay = min(o.retry_max_backoff, o.retry_backoff * 2**attempt)
-                delay = max(delay, min(retry_after(exc) or 0.0, o.retry_max_backoff))
-                if delay >= self.deadline.remaining():
-                    raise RemoteTimeout(
-                        f"{self.solver}: could not {what} before the time limit: {fault}"
-                    ) from None
-                attempt += 1
-                self.retries += 1
-                log.warning(
-                    "%s: %s failed (%s); retry %d of %d in %.3g s",
-                    self.solver,
-                    what,
-                    fault,
-                    attempt,
-                    o.retries,
-                    delay,
-                )
-                _sleep(delay)
+    def classify(self, exc: Exception, what: str) -> Fault | None:
+        if not _azure_error(exc):
+            return None
+        fault = describe(exc)
+        if status_code(exc) in (401, 403):
+            rejected = CredentialsRejected(
+                f"{self.solver}: Azure Quantum refused the credentials while trying to "
+                f"{what} ({fault}); check them: {HOW_TO_PROVIDE}"
+            )
+            return Fault(fault, transient=False, error=rejected)
+        if not is_transient(exc):
+            return Fault(fault, transient=False)
+        return Fault(fault, transient=True, retry_after=retry_after(exc))
 
 
 def _azure_error(exc: BaseException) -> bool:
     from azure.core.exceptions import AzureError
 
     return isinstance(exc, AzureError | ConnectionError | TimeoutError)
-
-
-def _bounded(fn: Callable[[], T], timeout: float, message: str) -> T:
-    """``fn()`` in a daemon thread, waiting at most ``timeout`` s (an overrunning request is
-    abandoned, and never holds up the exit). Ctrl-C reaches the caller while it waits."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="qslm-azure-remote", daemon=True)
-    worker.start()
-    worker.join(None if math.isinf(timeout) else timeout)
-    if worker.is_alive():
-        raise RemoteTimeout(message)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 class JobWatcher:
@@ -274,7 +224,7 @@ class JobWatcher:
         if self.job is None or self.cancelled or (self.statuses and self.statuses[-1] in ENDED):
             return
         with contextlib.suppress(Exception):
-            _bounded(
+            self.remote.bounded(
                 lambda: self.workspace.cancel_job(self.job),
                 min(10.0, self.remote.options.request_timeout),
                 "cancel",

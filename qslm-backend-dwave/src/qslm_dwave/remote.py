@@ -2,33 +2,31 @@
 faults, bounded waits, and the SDK's exceptions turned into qslm errors.
 
 Every remote step (fetching the solver, submitting, waiting for the answer) runs through
-:meth:`Remote.call`: it never waits longer than the solver's ``timeout`` or the caller's time
-limit, retries only faults that may pass (timeouts, 429 and 5xx answers, dropped connections,
-an offline solver) and raises :class:`ServiceUnavailable` or :class:`RemoteTimeout`, both
+:meth:`Remote.call`, the core's :mod:`qslm.remote` helper told which dwave-cloud faults may
+pass: it never waits longer than the solver's ``timeout`` or the caller's time limit, retries
+only faults that may pass (timeouts, 429 and 5xx answers, dropped connections, an offline
+solver) and raises :class:`ServiceUnavailable` or :class:`RemoteTimeout`, both
 :class:`~qslm.errors.QslmError`, which a solver portfolio records before trying its next
-solver.
-"""
+solver."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from qslm.components import Options
 from qslm.errors import ConfigError
 from qslm.qubo.solver import Deadline
+from qslm.remote import Fault, RetryPolicy
+from qslm.remote import Remote as CoreRemote
 from qslm_dwave.credentials import HOW_TO_PROVIDE, redact
 from qslm_dwave.errors import CredentialsRejected, RemoteTimeout, ServiceUnavailable
 
 log = logging.getLogger("qslm_dwave.remote")
-T = TypeVar("T")
 _sleep = time.sleep  # looked up at each retry, so tests can record the backoff
 
 # Our own retries replace most of the cloud client's HTTP retries (10 by default, which make a
@@ -155,67 +153,38 @@ def describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {text}")
 
 
-class Remote:
-    """Runs the remote steps of one solve under one deadline, counting retries."""
+class Remote(CoreRemote):
+    """Runs the remote steps of one solve under one deadline, counting retries (the core's
+    :class:`qslm.remote.Remote`, told which dwave-cloud faults may pass)."""
+
+    unavailable = ServiceUnavailable
+    timed_out = RemoteTimeout
+    thread_name = "qslm-dwave-remote"
 
     def __init__(self, solver: str, options: RemoteOptions, deadline: Deadline) -> None:
+        policy = RetryPolicy(options.retries, options.retry_backoff, options.retry_max_backoff)
+        super().__init__(
+            solver,
+            deadline,
+            policy,
+            attempt_timeout=options.timeout,
+            log=log,
+            sleep=lambda seconds: _sleep(seconds),  # looked up at each retry (tests)
+        )
         self.solver = solver
         self.options = options
-        self.deadline = deadline
-        self.retries = 0
-        self.faults: list[str] = []
 
     def wait_limit(self, extra: float = 0.0) -> float:
         """Seconds a step may take: the ``timeout`` option (plus ``extra``), or the time left."""
         return min(self.options.timeout + extra, self.deadline.remaining())
 
-    def call(self, what: str, fn: Callable[[], T], *, timeout: float | None = None) -> T:
-        """``fn()`` with retries of transient faults; ``what`` names the step in messages.
-        Each attempt may take ``timeout`` seconds (default: the ``timeout`` option), never
-        past the deadline."""
-        attempt = 0
-        budget = self.options.timeout if timeout is None else timeout
-        while True:
-            limit = min(budget, self.deadline.remaining())
-            if limit <= 0:
-                raise RemoteTimeout(f"{self.solver}: no time left to {what}")
-            try:
-                return _bounded(
-                    fn,
-                    limit,
-                    RemoteTimeout(
-                        f"{self.solver}: no answer within {limit:.3g} s while trying to {what}"
-                    ),
-                )
-            except Exception as exc:
-                if not _sdk_error(exc):  # our own errors, and bugs, go up as they are
-                    raise
-                fault = describe(exc)
-                if not _transient(exc):
-                    raise self._permanent(what, exc, fault) from None
-                self.faults.append(fault)
-                if attempt >= self.options.retries:
-                    raise ServiceUnavailable(
-                        f"{self.solver}: could not {what}: still failing after "
-                        f"{attempt + 1} attempt(s): {fault}"
-                    ) from None
-                delay = min(self.options.retry_max_backoff, self.options.retry_backoff * 2**attempt)
-                if delay >= self.deadline.remaining():
-                    raise RemoteTimeout(
-                        f"{self.solver}: could not {what} before the time limit: {fault}"
-                    ) from None
-                attempt += 1
-                self.retries += 1
-                log.warning(
-                    "%s: %s failed (%s); retry %d of %d in %.3g s",
-                    self.solver,
-                    what,
-                    fault,
-                    attempt,
-                    self.options.retries,
-                    delay,
-                )
-                _sleep(delay)
+    def classify(self, exc: Exception, what: str) -> Fault | None:
+        if not _sdk_error(exc):  # our own errors, and bugs, go up as they are
+            return None
+        fault = describe(exc)
+        if not _transient(exc):
+            return Fault(fault, transient=False, error=self._permanent(what, exc, fault))
+        return Fault(fault, transient=True)
 
     def _permanent(self, what: str, exc: BaseException, fault: str) -> Exception:
         from dwave.cloud import exceptions as ex
@@ -232,27 +201,3 @@ class Remote:
                 f"({fault}); check it: {HOW_TO_PROVIDE}"
             )
         return ServiceUnavailable(f"{self.solver}: could not {what}: {fault}")
-
-
-def _bounded(fn: Callable[[], T], timeout: float, on_timeout: Exception) -> T:
-    """``fn()`` in a daemon thread, waiting at most ``timeout`` seconds for it.
-
-    A step that overruns is abandoned, not killed (the cloud client's own polling timeout,
-    set to the same wait, ends it); being a daemon thread it never holds up the exit.
-    """
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="qslm-dwave-remote", daemon=True)
-    worker.start()
-    worker.join(None if math.isinf(timeout) else timeout)
-    if worker.is_alive():
-        raise on_timeout
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from qslm import __version__
+from qslm.describe import options_table  # noqa: F401 (its old home)
 from qslm.errors import QslmError
 
 
@@ -104,25 +105,6 @@ def plugins(as_json: bool) -> None:
         click.echo(f"failed to load: {f.name} ({f.distribution} {f.version}): {f.error}", err=True)
 
 
-def options_table(options_model: type) -> list[dict[str, str]]:
-    """One row per option of a component: name, type, default, description."""
-    rows = []
-    for name, info in options_model.model_fields.items():
-        annotation = info.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation)
-        type_name = type_name.replace("typing.", "").replace("NoneType", "None")
-        default = "required" if info.is_required() else json.dumps(info.get_default())
-        rows.append(
-            {
-                "name": name,
-                "type": type_name,
-                "default": default,
-                "description": " ".join((info.description or "").split()),
-            }
-        )
-    return rows
-
-
 @cli.command()
 @click.argument("name")
 @click.option(
@@ -133,35 +115,15 @@ def options_table(options_model: type) -> list[dict[str, str]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the options' JSON schema.")
 def describe(name: str, kind: str | None, as_json: bool) -> None:
     """Show a component's documentation and its options (the TOML table it accepts)."""
-    import inspect
+    from qslm.describe import describe_lines, find_component
+    from qslm.plugins import get_registry
 
-    from qslm.plugins import KINDS, get_registry
-
-    registry = get_registry()
-    kinds = [kind] if kind else [k for k in KINDS if name in registry.components[k]]
-    if not kinds:
-        registry.get(kind or "trainer", name, key="NAME")  # raises with suggestions
-        kinds = []
-    if len(kinds) > 1:
-        raise QslmError(
-            f"{name!r} names a component of several kinds ({', '.join(kinds)}); "
-            "choose one with --kind"
-        )
-    spec = registry.get(kinds[0], name, key="NAME")
+    spec = find_component(get_registry(), name, kind)
     cls = spec.load()
     if as_json:
         click.echo(json.dumps(cls.Options.model_json_schema(), indent=2))
         return
-    click.echo(f"{KINDS[spec.kind][1]} {spec.name!r} from {spec.distribution} {spec.version}")
-    doc = inspect.getdoc(cls)
-    if doc:
-        click.echo("\n" + doc)
-    rows = options_table(cls.Options)
-    click.echo("\noptions:" if rows else "\nno options")
-    for row in rows:
-        click.echo(f"  {row['name']} ({row['type']}, default {row['default']})")
-        if row["description"]:
-            click.echo(f"      {row['description']}")
+    click.echo("\n".join(describe_lines(spec, cls)))
 
 
 _set_option = click.option(

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 class Options(BaseModel):
     """A component's options table. Strict types, unknown keys rejected, immutable."""
 
-    # Attribute docstrings become the options' descriptions (qslm describe, JSON schema).
+    # Options are described with Field(description=...) (qslm describe, JSON schema); attribute
+    # docstrings work too, for plugins written that way.
     model_config = ConfigDict(
         strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
     )

@@ -237,16 +237,22 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``KEY=VALUE`` from ``--set``: VALUE is read as a TOML value, else as a plain string."""
+def parse_key_value(item: str, flag: str, example: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` given to ``flag``: VALUE read as a TOML value (``3``, ``true``,
+    ``[0.1, 5.0]``), else as a plain string. ``example`` completes the error message."""
     key, sep, value = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.options.max_steps=50")
+        raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {example}")
     try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
+        return key, tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
-        parsed = value
+        return key, value
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``KEY=VALUE`` from ``--set``: VALUE is read as a TOML value, else as a plain string."""
+    key, parsed = parse_key_value(item, "--set", "train.options.max_steps=50")
     # KEY is a TOML dotted key, so quoted parts may hold dots: select.solvers."dwave.sa".seed
     try:
         tree: Any = tomllib.loads(f"{key} = 0")

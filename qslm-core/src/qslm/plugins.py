@@ -122,17 +122,37 @@ class Registry:
     )
     failed: list[FailedPlugin] = field(default_factory=list)
     plugins: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (dist, version)
+    # (kind, name) -> why: names two plugins claimed, used by neither
+    withdrawn: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def add(self, spec: ComponentSpec) -> None:
+        """Register ``spec``; a name already taken is a clash (see :func:`_clash`)."""
+        key = (spec.kind, spec.name)
+        if key in self.withdrawn:
+            self._refuse(spec, self.withdrawn[key])
+            return
         existing = self.components[spec.kind].get(spec.name)
-        if existing is not None:
-            raise PluginError(
-                f"two plugins register the {KINDS[spec.kind][1]} {spec.name!r}: "
-                f"{existing.plugin} (distribution {existing.distribution} {existing.version}) "
-                f"and {spec.plugin} (distribution {spec.distribution} {spec.version}); "
-                "uninstall one, or block one with QSLM_DISABLE_PLUGINS"
-            )
-        self.components[spec.kind][spec.name] = spec
+        if existing is None:
+            self.components[spec.kind][spec.name] = spec
+            return
+        message = _clash(existing, spec)
+        if _strict():
+            raise PluginError(message)
+        if _builtin(existing):  # a built-in keeps its own name
+            self._refuse(spec, message)
+        elif _builtin(spec):
+            self.components[spec.kind][spec.name] = spec
+            self._refuse(existing, message)
+        else:
+            # Neither wins: which one came first depends on the install order, so using
+            # either would make the pipeline's meaning depend on it.
+            del self.components[spec.kind][spec.name]
+            self.withdrawn[key] = message
+            self._refuse(existing, message)
+            self._refuse(spec, message)
+
+    def _refuse(self, spec: ComponentSpec, message: str) -> None:
+        self.failed.append(FailedPlugin(spec.plugin, spec.distribution, spec.version, message))
 
     def all(self) -> list[ComponentSpec]:
         return [spec for kind in KINDS for spec in self.components[kind].values()]
@@ -143,10 +163,13 @@ class Registry:
             return self.components[kind][name]
         except KeyError:
             pass
+        if (kind, name) in self.withdrawn:
+            where = f"{key}: " if key else ""
+            raise ComponentNotFound(f"{where}{self.withdrawn[kind, name]}")
         words = KINDS[kind][1]
         where = f"{key}: " if key else ""
         message = f"{where}unknown {words} {name!r}"
-        hint = _install_hint(name)
+        hint = install_hint(name)
         if hint:
             message += f"; it is provided by {hint}: pip install {hint}"
         else:
@@ -156,11 +179,38 @@ class Registry:
         available = ", ".join(sorted(self.components[kind])) or "none"
         message += f" (installed: {available})"
         if self.failed:
-            message += "; plugins that failed to load: " + ", ".join(f.name for f in self.failed)
+            message += "; plugins that failed to load: " + ", ".join(
+                dict.fromkeys(f.name for f in self.failed)
+            )
         raise ComponentNotFound(message)
 
 
-def _install_hint(name: str) -> str | None:
+def _builtin(spec: ComponentSpec) -> bool:
+    return spec.plugin in DEFAULT_PLUGINS and spec.distribution == "qslm-core"
+
+
+def _who(spec: ComponentSpec) -> str:
+    return f"{spec.plugin} (distribution {spec.distribution} {spec.version})".replace(" )", ")")
+
+
+def _clash(existing: ComponentSpec, new: ComponentSpec) -> str:
+    """The message for two plugins registering one component name."""
+    words = KINDS[new.kind][1]
+    if _builtin(existing) or _builtin(new):
+        builtin, other = (existing, new) if _builtin(existing) else (new, existing)
+        return (
+            f"plugin {_who(other)} registers the {words} {new.name!r}, the name of a built-in "
+            f"of {_who(builtin)}; the built-in keeps it: rename the plugin's component"
+        )
+    return (
+        f"two plugins register the {words} {new.name!r}: {_who(existing)} and {_who(new)}; "
+        "neither is used under that name: uninstall one, or block one with "
+        "QSLM_DISABLE_PLUGINS"
+    )
+
+
+def install_hint(name: str) -> str | None:
+    """The qslm package that provides a component called ``name``, if a known one does."""
     for prefix, package in KNOWN_PACKAGES.items():
         if name == prefix or name.startswith(prefix) or name == prefix.rstrip("."):
             return package
@@ -214,23 +264,60 @@ def make_plugin_manager(
 def _load_entry_points(pm: pluggy.PluginManager, registry: Registry, disabled: set[str]) -> None:
     # Our own loop rather than pluggy's load_setuptools_entrypoints: that one stops at the
     # first plugin that fails to import, and we must report it and keep the others working.
+    by_name: dict[str, list[metadata.EntryPoint]] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in disabled or pm.is_registered(ep.name) or pm.is_blocked(ep.name):
+        by_name.setdefault(ep.name, []).append(ep)
+    for name, eps in by_name.items():
+        if name in disabled or pm.is_blocked(name):
             continue
-        dist = ep.dist.name if ep.dist is not None else "(unknown distribution)"
-        version = ep.dist.version if ep.dist is not None else ""
+        if len(eps) > 1 or pm.has_plugin(name):
+            _name_clash(pm, registry, name, eps)
+            continue
+        [ep] = eps
+        dist, version = _dist(ep)
         try:
             plugin = ep.load()
+            pm.register(plugin, name=name)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if _strict():
-                raise PluginError(
-                    f"plugin {ep.name!r} (distribution {dist} {version}) failed to load: {error}"
-                ) from exc
-            registry.failed.append(FailedPlugin(ep.name, dist, version, error))
+            _fail(registry, name, dist, version, f"{type(exc).__name__}: {exc}", exc)
             continue
-        pm.register(plugin, name=ep.name)
-        registry.plugins[ep.name] = (dist, version)
+        registry.plugins[name] = (dist, version)
+
+
+def _dist(ep: metadata.EntryPoint) -> tuple[str, str]:
+    if ep.dist is None:
+        return "(unknown distribution)", ""
+    return ep.dist.name, ep.dist.version
+
+
+def _fail(
+    registry: Registry, name: str, dist: str, version: str, error: str, cause: BaseException | None
+) -> None:
+    """Record a plugin that cannot be used; in strict mode, stop with a :class:`PluginError`."""
+    if _strict():
+        raise PluginError(
+            f"plugin {name!r} (distribution {dist} {version}) failed to load: {error}"
+        ) from cause
+    registry.failed.append(FailedPlugin(name, dist, version, error))
+
+
+def _name_clash(
+    pm: pluggy.PluginManager, registry: Registry, name: str, eps: list[metadata.EntryPoint]
+) -> None:
+    """Entry points of several distributions (or of one and a built-in) share a plugin name:
+    none of them is loaded, since which one came first depends on the install order."""
+    dists = [" ".join(_dist(ep)).strip() for ep in eps]
+    if pm.has_plugin(name):
+        dists.insert(0, registry.plugins.get(name, ("a built-in plugin", ""))[0])
+    error = (
+        f"the entry point name {name!r} in group {ENTRY_POINT_GROUP!r} is used by "
+        f"{' and '.join(dists)}; it is the plugin's name and must be unique: rename it in "
+        "one distribution's entry points, or uninstall one"
+    )
+    if _strict():
+        raise PluginError(f"plugin {name!r}: {error}")
+    for ep in eps:
+        registry.failed.append(FailedPlugin(name, *_dist(ep), error))
 
 
 def collect(pm: pluggy.PluginManager, registry: Registry) -> Registry:
@@ -238,17 +325,27 @@ def collect(pm: pluggy.PluginManager, registry: Registry) -> Registry:
     for kind, (hook_name, _) in KINDS.items():
         hook = getattr(pm.hook, hook_name)
         # Each implementation is called on its own so that a registration knows which plugin
-        # made it (for the duplicate-name error and for `qslm plugins`).
+        # made it (for name clashes and for `qslm plugins`), passing only the arguments it
+        # declares, as pluggy would.
         for impl in hook.get_hookimpls():
             plugin_name = impl.plugin_name
             dist, version = registry.plugins.get(plugin_name, ("(in-process)", ""))
-            register = _make_register(registry, kind, plugin_name, dist, version)
+            if impl.wrapper or impl.hookwrapper:
+                # A wrapper's registrations could not be attributed to its plugin, and
+                # calling it directly would only build its generator: refused, never dropped.
+                error = (
+                    f"its {hook_name} is a hook wrapper (wrapper=True or hookwrapper=True); "
+                    "registration hooks take plain @hookimpl implementations"
+                )
+                _fail(registry, plugin_name, dist, version, error, None)
+                continue
+            args = {"register": _make_register(registry, kind, plugin_name, dist, version)}
             try:
-                impl.function(register=register)
-            except PluginError:
-                raise
+                impl.function(*(args[a] for a in impl.argnames))
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, PluginError) and _strict():
+                    raise
                 if _strict():
                     raise PluginError(
                         f"plugin {plugin_name!r} (distribution {dist}) failed in {hook_name}: "

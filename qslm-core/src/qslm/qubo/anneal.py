@@ -108,15 +108,28 @@ class AnnealSolver(QuboSolver):
     """Simulated annealing (Metropolis, geometric beta schedule), vectorised over reads."""
 
     class Options(Options):
-        num_reads: int = Field(default=32, ge=1, le=100_000)
-        """Independent anneals (replicas), run together."""
-        num_sweeps: int | None = Field(default=None, ge=1)
-        """Sweeps per anneal (each offers every variable one flip); default n clipped to
-        [50, 1000]."""
-        beta_range: list[float] | None = Field(default=None, min_length=2, max_length=2)
-        """[hot, cold] inverse temperatures; default derived from the weights."""
-        polish: bool = True
-        """End with a steepest descent, so every read is a local minimum."""
+        num_reads: int = Field(
+            default=32,
+            ge=1,
+            le=100_000,
+            description="Independent anneals (replicas), run together.",
+        )
+        num_sweeps: int | None = Field(
+            default=None,
+            ge=1,
+            description="Sweeps per anneal (each offers every variable one flip); default n "
+            "clipped to [50, 1000].",
+        )
+        beta_range: list[float] | None = Field(
+            default=None,
+            min_length=2,
+            max_length=2,
+            description="[hot, cold] inverse temperatures; default derived from the weights.",
+        )
+        polish: bool = Field(
+            default=True,
+            description="End with a steepest descent, so every read is a local minimum.",
+        )
         time_limit: float | None = Field(default=None, gt=0)
 
         @field_validator("beta_range")

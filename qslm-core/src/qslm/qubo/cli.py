@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +20,9 @@ if TYPE_CHECKING:
 def parse_option(item: str, flag: str = "--option") -> tuple[str, Any]:
     """``KEY=VALUE`` with VALUE read as a TOML value (``3``, ``true``, ``[0.1, 5.0]``), else as
     a plain string."""
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} num_reads=64")
-    try:
-        return key, tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return key, value
+    from qslm.config import parse_key_value
+
+    return parse_key_value(item, flag, f"{flag} num_reads=64")
 
 
 def load_solver(name: str, raw: dict[str, Any], *, key: str, prefix: str) -> QuboSolver:

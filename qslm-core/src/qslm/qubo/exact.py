@@ -44,8 +44,12 @@ class ExactSolver(QuboSolver):
     """Exhaustive enumeration: the true optimum for up to 26 variables."""
 
     class Options(Options):
-        keep: int = Field(default=1, ge=1, le=1024)
-        """How many of the lowest-energy assignments to return."""
+        keep: int = Field(
+            default=1,
+            ge=1,
+            le=1024,
+            description="How many of the lowest-energy assignments to return.",
+        )
         time_limit: float | None = Field(default=None, gt=0)
 
     capabilities: ClassVar[Capabilities] = Capabilities(

@@ -106,6 +106,18 @@ def _all_failed(attempts: list[Attempt]) -> QslmError:
     return AllSolversFailed(attempts)
 
 
+def failure_lines(attempts: Sequence[Attempt], used: str) -> list[str]:
+    """One progress line per failed attempt: which solver, how it failed, and what ``used``
+    (the solver whose answer is kept, or the repair) stands in for it."""
+    return [
+        f"  solver {a['solver']!r} failed ({a['status']}: {a['reason']}); using {used}"
+        if a.get("solver")
+        else f"  solvers failed ({a['reason']}); using {used}"
+        for a in attempts
+        if a.get("energy") is None
+    ]
+
+
 def solve_with_fallback(
     qubo: Qubo,
     solvers: Sequence[tuple[str, QuboSolver]],

@@ -180,6 +180,18 @@ class _BestInfeasible:
 
 
 def _solve(ctx: RunContext, config: SelectConfig, sp: SubsetProblem):
+    """The solvers' answer (or None and the sample to repair) and every attempt; each failed
+    attempt is announced on the progress reporter, not only recorded."""
+    from qslm.qubo.portfolio import failure_lines
+
+    result, attempts, sample = _run_solvers(ctx, config, sp)
+    used = repr(result.solver) if result is not None else "a repair of the best answer"
+    for line in failure_lines(attempts, used):
+        ctx.progress(line)
+    return result, attempts, sample
+
+
+def _run_solvers(ctx: RunContext, config: SelectConfig, sp: SubsetProblem):
     from qslm.qubo.portfolio import solve_race, solve_with_fallback
 
     check = _BestInfeasible(sp.problem)

@@ -37,17 +37,33 @@ class TabuSolver(QuboSolver):
     """Tabu search: one-flip moves, tabu tenure, aspiration, restarts on stagnation."""
 
     class Options(Options):
-        num_chains: int = Field(default=16, ge=1, le=10_000)
-        """Independent searches, run together; each returns its best solution."""
-        num_iterations: int | None = Field(default=None, ge=1)
-        """Most moves per chain; default max(1000, 50 n)."""
-        patience: int | None = Field(default=None, ge=1)
-        """Stop when the best energy of all chains has not improved for this many moves;
-        default max(100, n). Set it to num_iterations to always run them all."""
-        tenure: int | None = Field(default=None, ge=1)
-        """Moves a flipped variable stays tabu; default max(5, n // 50) + 0..4 per chain."""
-        stall: int | None = Field(default=None, ge=1)
-        """Restart a chain after this many moves without improving it; default max(200, 2 n)."""
+        num_chains: int = Field(
+            default=16,
+            ge=1,
+            le=10_000,
+            description="Independent searches, run together; each returns its best solution.",
+        )
+        num_iterations: int | None = Field(
+            default=None, ge=1, description="Most moves per chain; default max(1000, 50 n)."
+        )
+        patience: int | None = Field(
+            default=None,
+            ge=1,
+            description="Stop when the best energy of all chains has not improved for this many "
+            "moves; default max(100, n). Set it to num_iterations to always run them all.",
+        )
+        tenure: int | None = Field(
+            default=None,
+            ge=1,
+            description="Moves a flipped variable stays tabu; default max(5, n // 50) + 0..4 per "
+            "chain.",
+        )
+        stall: int | None = Field(
+            default=None,
+            ge=1,
+            description="Restart a chain after this many moves without improving it; default "
+            "max(200, 2 n).",
+        )
         time_limit: float | None = Field(default=None, gt=0)
 
     capabilities: ClassVar[Capabilities] = Capabilities(max_variables=MAX_VARIABLES)

@@ -79,6 +79,10 @@ def check_result(qubo: Qubo, result: Any, solver: QuboSolver) -> None:
         f"{who}: samples must be an (m, {n}) array, got {getattr(x, 'shape', x)!r}"
     )
     assert x.shape[0] >= 1, f"{who}: returned no sample"
+    assert x.dtype == np.uint8, (
+        f"{who}: samples must be uint8 (SolveResult's contract), got {x.dtype}; build the "
+        "result with self.result(qubo, samples, ...), which converts them"
+    )
     assert np.isin(x, (0, 1)).all(), f"{who}: samples must hold only 0 and 1"
     assert isinstance(e, np.ndarray) and e.shape == (x.shape[0],), (
         f"{who}: energies must have one entry per sample, got shape {getattr(e, 'shape', e)}"

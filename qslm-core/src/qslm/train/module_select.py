@@ -274,7 +274,7 @@ class ModuleSelector:
     def decide(self, step: int) -> dict[str, Any]:
         """Solve this window's QUBO (with fallbacks), apply the choice and return the record."""
         from qslm.qubo.modules import module_selection
-        from qslm.qubo.portfolio import solve_with_fallback
+        from qslm.qubo.portfolio import failure_lines, solve_with_fallback
 
         started = time.perf_counter()
         imp = self.importance()
@@ -298,6 +298,8 @@ class ModuleSelector:
                 check=sel.check,
             )
             solver, sample = result.solver, result.best_sample
+            for line in failure_lines(attempts, repr(solver)):
+                self.progress(line.replace("  ", "  module selection: ", 1))
         except QslmError as exc:
             # Training goes on: the repair of "everything" keeps the modules with the best
             # importance per parameter within the budget (a greedy choice), and says so.
