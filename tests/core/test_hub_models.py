@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,9 @@ def hub(tmp_path_factory):
     refs = {"main": commit_id(main), "v1": commit_id(v1)}
     state.add("acme/tiny", Repo("model", refs, commits))
     state.add("acme/gated", Repo("model", refs, commits, gated=True))
+    rows = [{"question": f"What is {i} + 1?", "answer": f"{i + 1}"} for i in range(20)]
+    data = {"data/train.jsonl": "\n".join(json.dumps(r) for r in rows).encode()}
+    state.add("acme/qa", Repo("dataset", {"main": commit_id(data)}, {commit_id(data): data}))
     server, _ = serve(state)
     yield state
     server.shutdown()
@@ -145,6 +149,33 @@ def test_offline_run_flag_refuses_an_uncached_hub_model(hub, tmp_path):
     assert "'acme/tiny' is not available offline" in result.stderr
     assert "qslm run --offline" in result.stderr and "Traceback" not in result.stderr
     assert len(hub.requests) == seen and not list((tmp_path / "b").glob("lora/v*"))
+
+
+def test_hub_dataset_loads_through_the_hf_source_with_its_commit(hub, tmp_path):
+    code = textwrap.dedent(f"""
+        import json
+        from pathlib import Path
+        from qslm.context import RunContext
+        from qslm.data.hf import HfOptions, HfSource
+        source = HfSource(HfOptions(path="acme/qa", columns={{"instruction": "question",
+                          "output": "answer"}}), base_dir=Path({str(tmp_path)!r}))
+        print(json.dumps(source.plan()))
+        ctx = RunContext(config=None, registry=None, build_dir=Path({str(tmp_path)!r}), seed=0)
+        data = source.load(ctx)
+        print(json.dumps({{"records": len(data.train) + len(data.validation), **data.info}}))
+    """)
+    env = _env(hub, tmp_path / "cache")
+    seen = len(hub.requests)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan, info = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    commit = hub.repos[("dataset", "acme/qa")].refs["main"]
+    assert f"commit {commit[:12]}" in plan[0]
+    assert info["records"] == 20 and info["hub"]["commit"] == commit
+    downloads = [p for m, p, _ in hub.requests[seen:] if m == "GET" and "/resolve/" in p]
+    assert any(p.endswith(f"{commit}/data/train.jsonl") for p in downloads)  # at that commit
+    assert TOKEN not in result.stdout + result.stderr
 
 
 def test_scrub_removes_the_token_from_library_messages(monkeypatch):
