@@ -102,7 +102,7 @@ GPU_SETTINGS = dict(
     warmup_steps=5,
     bf16=True,
     serve_concurrency=[1, 32],
-    serve_requests_per_slot=2,
+    serve_requests_per_slot=1,
     serve_new_tokens=64,
 )
 CPU_SETTINGS = dict(
@@ -175,7 +175,10 @@ def in_subprocess(variant: str, model_dir: Path, work: Path, s: dict[str, Any]) 
     out = work / f"{variant}.result.json"
     spec.write_text(json.dumps({"model_dir": str(model_dir), "work": str(work), "settings": s}))
     cmd = [sys.executable, __file__, "--worker", variant, "--spec", str(spec), "--result", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=s.get("worker_timeout", 600))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        return {"error": "worker did not finish within 240 s"}
     if proc.returncode != 0 or not out.is_file():
         return {"error": f"worker exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"}
     return json.loads(out.read_text())
@@ -368,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models:
             run_model(name, args, s, work, report)
         first = report["models"][args.models[0]]["variants"].get("qslm-lora-bf16", {})
-        if args.serve and first.get("build"):
+        if args.serve and time.perf_counter() - START > args.budget_s:
+            report["serve"] = {"error": f"skipped: over the time budget of {args.budget_s} s"}
+        elif args.serve and first.get("build"):
             report["serve"] = {
                 "of": args.models[0],
                 **serve_benchmark(Path(first["build"]), work, s),
