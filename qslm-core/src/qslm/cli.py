@@ -133,6 +133,12 @@ _set_option = click.option(
     metavar="KEY=VALUE",
     help="Override a pipeline key, e.g. --set train.options.max_steps=50 (repeatable).",
 )
+_offline_option = click.option(
+    "--offline",
+    is_flag=True,
+    help="Never use the network for Hugging Face Hub models and datasets: the local cache "
+    "only (sets HF_HUB_OFFLINE=1).",
+)
 _output_option = click.option(
     "--output",
     "-o",
@@ -154,10 +160,15 @@ def _load(pipeline: str, overrides: tuple[str, ...], output: str | None):
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @_set_option
 @_output_option
-def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> None:
+@_offline_option
+def validate(pipeline: str, overrides: tuple[str, ...], output: str | None, offline: bool) -> None:
     """Resolve every component and option of PIPELINE and print the plan; runs nothing."""
     from qslm.pipeline import plan
 
+    if offline:
+        from qslm.hub import go_offline
+
+        go_offline()
     config, _ = _load(pipeline, overrides, output)
     out = config.output or Path.cwd() / "builds"
     click.echo(f"pipeline {config.name!r} (seed {config.seed}) -> {out / config.name}/vN")
@@ -196,6 +207,7 @@ def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> N
     default=None,
     help="Launch the training with `accelerate launch --config_file FILE`.",
 )
+@_offline_option
 def run(
     pipeline: str,
     overrides: tuple[str, ...],
@@ -203,10 +215,16 @@ def run(
     resume: bool,
     nproc: int | None,
     accelerate_config: str | None,
+    offline: bool,
 ) -> None:
     """Run PIPELINE and publish a new build; prints the build's path as the last line."""
     from qslm.pipeline import run_pipeline
     from qslm.train.launch import Launch
+
+    if offline:
+        from qslm.hub import go_offline
+
+        go_offline()  # the environment variable also reaches torchrun's workers
 
     launch = None
     if nproc is not None or accelerate_config is not None:

@@ -47,6 +47,11 @@ class HfOptions(Options):
         "(load_from_disk), 'hub' (load_dataset by name), or 'auto' (from what path is).",
     )
     name: str = Field(default="", description="The dataset configuration name (hub datasets).")
+    revision: str = Field(
+        default="",
+        description="Hub datasets: the branch, tag or commit to load (default main); the "
+        "commit it resolves to is recorded in the build's manifest.",
+    )
     split: str = Field(default="train", description="The split training records come from.")
     validation_split: str = Field(
         default="",
@@ -114,20 +119,25 @@ class HfSource(DataSource):
         check_columns(self.options.columns, "data.options.columns")
         loader, local = self.resolved()
         if local is None:
-            _check_hub(self.options.path)
-            return [f"hub dataset {self.options.path!r}, split {self.options.split!r}"]
+            commit = _check_hub(self.options.path, self.options.revision)
+            return [
+                f"hub dataset {self.options.path!r} (commit {commit[:12]}), "
+                f"split {self.options.split!r}"
+            ]
         return [f"{loader} from {local}, split {self.options.split!r}"]
 
     def load(self, ctx: RunContext) -> Dataset:
         if importlib.util.find_spec("datasets") is None:
             raise ConfigError(f"data.source: {INSTALL_HINT}")
         check_columns(self.options.columns, "data.options.columns")
+        o = self.options
         loader, local = self.resolved()
         from qslm.train.quiet import hf_quiet
 
+        # a hub dataset is loaded at the commit its revision points to now, which is recorded
+        commit = _check_hub(o.path, o.revision) if loader == "hub" else None
         with hf_quiet():
-            splits = self._splits(loader, local)
-        o = self.options
+            splits = self._splits(loader, local, commit)
         train_rows = self._rows(splits, o.split, "data.options.split")
         seen: dict[str, dict[str, Any]] = {}
         duplicates = _gather(train_rows, o.split, o, seen, loader)
@@ -142,6 +152,7 @@ class HfSource(DataSource):
         else:
             train, validation = seeded_split(list(seen.values()), o.validation_fraction, ctx.seed)
         everything = [*train, *validation]
+        hub = {"hub": {"repo": o.path, "revision": o.revision or "main", "commit": commit}}
         return Dataset(
             train=train,
             validation=validation,
@@ -154,10 +165,11 @@ class HfSource(DataSource):
                 "kinds": dict(Counter(kind_of(r) for r in everything)),
                 "duplicates_dropped": duplicates,
                 "characters": sum(len(r["text"]) for r in everything),
+                **(hub if commit else {}),
             },
         )
 
-    def _splits(self, loader: str, local: Path | None) -> dict[str, Any]:
+    def _splits(self, loader: str, local: Path | None, commit: str | None) -> dict[str, Any]:
         """Every split of the dataset, by name (a DatasetDict as a plain dict)."""
         import datasets
 
@@ -166,7 +178,7 @@ class HfSource(DataSource):
             if loader == "disk":
                 loaded = datasets.load_from_disk(str(local))
             elif loader == "hub":
-                loaded = datasets.load_dataset(o.path, o.name or None)
+                loaded = datasets.load_dataset(o.path, o.name or None, revision=commit)
             else:
                 files = (
                     sorted(str(p) for p in local.rglob("*") if p.suffix.lower() in _ends(loader))
@@ -257,26 +269,45 @@ def _looks_like_hub_name(path: str) -> bool:
     return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
 
 
-def _check_hub(name: str) -> None:
-    """Ask the hub whether the dataset exists; offline or unknown is a ConfigError now, not a
-    failure after the other stages' pre-flight."""
+def _check_hub(name: str, revision: str = "") -> str:
+    """Ask the hub whether the dataset exists and which commit ``revision`` (default main) is;
+    offline or unknown is a ConfigError now, not a failure after the other stages' pre-flight."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from qslm.hub import offline, scrub
 
     try:
-        HfApi().dataset_info(name, timeout=10)
+        if offline():  # read now: `qslm run --offline` may come after huggingface_hub's import
+            raise OfflineModeIsEnabled("offline")
+        info = HfApi().dataset_info(name, revision=revision or None, timeout=10)
     except OfflineModeIsEnabled:
         raise ConfigError(
             f"data.options.path: {name!r} is not a local file or folder, and the Hugging Face "
             "hub is switched off (HF_HUB_OFFLINE); point path at local data or go online"
         ) from None
+    except RevisionNotFoundError:
+        raise ConfigError(
+            f"data.options.revision: the hub dataset {name!r} has no revision {revision!r}"
+        ) from None
+    except GatedRepoError:
+        raise ConfigError(
+            f"data.options.path: the hub dataset {name!r} is gated: accept its conditions on "
+            "its hub page and set HF_TOKEN (or `hf auth login`)"
+        ) from None
     except RepositoryNotFoundError:
         raise ConfigError(
             f"data.options.path: {name!r} is not a local file or folder, and the hub has no "
-            "dataset of that name (or it is private: log in with `hf auth login`)"
+            "dataset of that name (or it is private: set HF_TOKEN or log in with `hf auth login`)"
         ) from None
     except Exception as exc:  # network failures come in many types
         raise ConfigError(
             f"data.options.path: {name!r} is not a local file or folder, and the Hugging Face "
-            f"hub cannot be reached (offline?): {type(exc).__name__}: {exc}"
+            f"hub cannot be reached (offline?): {type(exc).__name__}: {scrub(str(exc))}"
         ) from None
+    return str(info.sha)

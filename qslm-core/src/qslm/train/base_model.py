@@ -2,15 +2,15 @@
 
 A base is named by one string: a local model folder, a qslm build folder (its ``manifest.json``
 says where the model is), or a Hugging Face Hub name. Everything here is pure Python plus
-``huggingface_hub`` (for the cache lookup of a Hub name), so ``qslm validate`` can check a
-pipeline without importing torch. Module names come from the safetensors header, which is a
-JSON document at the start of the file: reading it costs a few kilobytes, not the weights.
+``huggingface_hub`` (the cache lookup, the commit a Hub name points to, the download on first
+use), so ``qslm validate`` can check a pipeline without importing torch or downloading
+weights. Module names come from the safetensors header, which is a JSON document at the start
+of the file: reading it costs a few kilobytes, not the weights.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 from dataclasses import dataclass
@@ -25,22 +25,52 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 
 @dataclass(frozen=True)
 class BaseModel:
-    """A resolved base model: ``source`` is what ``from_pretrained`` gets (an absolute folder,
-    or a Hub name found in the local cache); ``folder`` is where its files are on disk."""
+    """A resolved base model: ``source`` is what ``from_pretrained`` gets (an absolute folder;
+    a Hub name only while its download is pending); ``folder`` is where its files are on disk
+    (None until a Hub model is downloaded). Hub models also carry their ``repo`` name and the
+    ``commit`` (40 hex digits) the weights come from."""
 
     source: str
-    folder: Path
+    folder: Path | None
     origin: str  # "folder", "build" or "hub"
+    repo: str | None = None
+    commit: str | None = None
+    files: tuple[str, ...] = ()  # the Hub repo's files, when a download is pending
 
     def module_names(self) -> set[str] | None:
         """Names of the modules that hold weights (``model.layers.0.self_attn.q_proj``), from
-        the safetensors header or index; None when the weights are not in safetensors."""
-        return weight_module_names(self.folder)
+        the safetensors header or index; None when the weights are not in safetensors or not
+        downloaded yet."""
+        return weight_module_names(self.folder) if self.folder is not None else None
+
+    def describe(self) -> str:
+        """How the plan names this base: its source, and for the Hub the commit and whether it
+        still has to be downloaded."""
+        if self.origin != "hub":
+            return f"{self.source} ({self.origin})"
+        where = "cached" if self.folder is not None else "downloads on first use"
+        return f"{self.repo} (hub, commit {self.commit[:12] if self.commit else '?'}, {where})"
+
+    def hub_manifest(self, revision: str | None) -> dict[str, str | None] | None:
+        """What a build records about a Hub base (None for other bases)."""
+        if self.origin != "hub":
+            return None
+        return {"repo": self.repo, "revision": revision or "main", "commit": self.commit}
 
 
-def resolve_base(value: str, base_dir: Path, key: str) -> BaseModel:
+def resolve_base(
+    value: str,
+    base_dir: Path,
+    key: str,
+    *,
+    revision: str | None = None,
+    offline: bool = False,
+    fetch: bool = False,
+) -> BaseModel:
     """Resolve ``value`` (the option at ``key``) to a base model, or raise a ConfigError that
-    says what was looked for and where."""
+    says what was looked for and where. A Hub name is resolved to a commit (``revision``, a
+    branch, tag or commit, default main) and, with ``fetch``, downloaded when not cached;
+    ``offline`` (or ``HF_HUB_OFFLINE``) keeps it to the local cache."""
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base_dir / path
     if path.exists():
@@ -48,7 +78,7 @@ def resolve_base(value: str, base_dir: Path, key: str) -> BaseModel:
     if "@" in value:
         return _local(_build_by_version(value, base_dir, key).resolve(), value, key)
     if _HUB_ID.match(value) and not value.startswith((".", "~")):
-        return _hub(value, key, looked_at=path)
+        return _hub(value, key, path, revision=revision, offline=offline, fetch=fetch)
     raise ConfigError(f"{key}: the base model folder {value!r} does not exist (looked at {path})")
 
 
@@ -111,21 +141,65 @@ def _check_model_folder(path: Path, key: str) -> None:
         )
 
 
-def _hub(name: str, key: str, looked_at: Path) -> BaseModel:
-    """A Hub name is used only from the local cache: a run must not start downloading weights
-    it cannot finish offline, so a name that is not cached fails here, before any work."""
-    from huggingface_hub import constants, try_to_load_from_cache
+def _hub(
+    name: str, key: str, looked_at: Path, *, revision: str | None, offline: bool, fetch: bool
+) -> BaseModel:
+    """A Hub name: from the cache when offline; online, the commit the revision points to now,
+    downloaded (``fetch``) unless that snapshot is cached. Pre-flight (no ``fetch``) asks the
+    Hub only for the commit and the file list, so a mistake fails before any download."""
+    from qslm import hub
 
-    config = try_to_load_from_cache(name, "config.json")
-    if isinstance(config, str):
-        return BaseModel(source=name, folder=Path(config).parent, origin="hub")
-    offline = constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-    why = "HF_HUB_OFFLINE is set" if offline else "qslm loads Hub models from the local cache only"
+    cached = hub.cached_snapshot(name, revision)
+    switched_off = offline or hub.offline()
+    if switched_off:
+        if cached is not None:
+            return BaseModel(str(cached), cached, "hub", repo=name, commit=cached.name)
+        _refuse_offline(name, key, looked_at, revision, offline)
+    try:
+        commit = hub.remote_commit(name, revision, "model", key)
+    except hub.HubUnreachable:
+        if cached is None:
+            raise
+        return BaseModel(str(cached), cached, "hub", repo=name, commit=cached.name)
+    files = hub.wanted_files(hub.repo_files(name, commit, "model", key), "model")
+    if "config.json" not in files:
+        raise ConfigError(f"{key}: the Hub repo {name!r} holds no config.json: not a model")
+    snapshot = hub.cached_snapshot(name, commit)
+    if snapshot is not None and hub.is_complete(snapshot, files):
+        return BaseModel(str(snapshot), snapshot, "hub", repo=name, commit=commit)
+    pending = BaseModel(name, None, "hub", repo=name, commit=commit, files=tuple(files))
+    return fetch_base(pending, key, revision) if fetch else pending
+
+
+def fetch_base(base: BaseModel, key: str, revision: str | None) -> BaseModel:
+    """``base`` with its files on disk: a Hub model whose download is pending is downloaded
+    (into the Hugging Face cache); any other base is returned as it is."""
+    if base.folder is not None or base.repo is None or base.commit is None:
+        return base
+    from qslm import hub
+
+    folder = hub.download(base.repo, revision, base.commit, "model", key, list(base.files))
+    _check_model_folder(folder, key)
+    # the folder is named by its commit: main may have moved since pre-flight asked
+    return BaseModel(str(folder), folder, "hub", repo=base.repo, commit=folder.name)
+
+
+def _refuse_offline(
+    name: str, key: str, looked_at: Path, revision: str | None, by_option: bool
+) -> None:
+    from huggingface_hub import constants
+
+    why = (
+        f"{key.rpartition('.')[0]}.offline is true"
+        if by_option
+        else "HF_HUB_OFFLINE is set (or qslm run --offline)"
+    )
+    at = f" at revision {revision!r}" if revision else ""
     raise ConfigError(
         f"{key}: {name!r} is not a local folder (looked at {looked_at}) and the Hub model "
-        f"{name!r} is not available offline: it is not in the Hugging Face cache "
+        f"{name!r}{at} is not available offline: it is not in the Hugging Face cache "
         f"({constants.HF_HUB_CACHE}; {why}). Download it first, e.g. `hf download {name}`, "
-        "or name a local model folder."
+        "go online, or name a local model folder."
     )
 
 

@@ -22,7 +22,13 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
-from qslm.train.base_model import BaseModel, resolve_base, target_choices, unknown_targets
+from qslm.train.base_model import (
+    BaseModel,
+    fetch_base,
+    resolve_base,
+    target_choices,
+    unknown_targets,
+)
 from qslm.train.callbacks import LogToContext, usable_cpus
 from qslm.train.quiet import hf_quiet
 
@@ -45,8 +51,18 @@ class LoraOptions(Options):
     base_model: str = Field(
         description="The model to fine-tune: a local model folder, a qslm build folder "
         "(e.g. builds/quickstart/v1, whose manifest names the model; builds/quickstart@latest, "
-        "@vN or @current picks one by version), or a Hugging Face Hub name that is in the "
-        "local cache. Relative paths are relative to the pipeline file."
+        "@vN or @current picks one by version), or a Hugging Face Hub name, downloaded on "
+        "first use (see revision, offline). Relative paths are relative to the pipeline file."
+    )
+    revision: str | None = Field(
+        None,
+        description="For a Hub base_model: the branch, tag or commit to use (default main). "
+        "The commit it resolves to is recorded in the build's manifest.",
+    )
+    offline: bool = Field(
+        False,
+        description="Use a Hub base_model from the local Hugging Face cache only, never the "
+        "network (as HF_HUB_OFFLINE=1 or `qslm run --offline` do).",
     )
     r: int = Field(8, ge=1, le=4096, description="LoRA rank: the inner width of each adapter.")
     alpha: float = Field(
@@ -169,9 +185,20 @@ class LoraTrainer(Trainer):
 
     # -- pre-flight -------------------------------------------------------------------------
 
-    def base(self) -> BaseModel:
-        """The resolved base model (ConfigError naming ``train.options.base_model``)."""
-        return resolve_base(self.options.base_model, self.base_dir, f"{KEY}.base_model")
+    def base(self, fetch: bool = False) -> BaseModel:
+        """The resolved base model (ConfigError naming ``train.options.base_model``); with
+        ``fetch`` a Hub model is downloaded if needed. Resolved once: the Hub is asked once."""
+        o = self.options
+        base = getattr(self, "_base", None)
+        if base is None:
+            base = resolve_base(
+                o.base_model, self.base_dir, f"{KEY}.base_model",
+                revision=o.revision, offline=o.offline,
+            )  # fmt: skip
+        if fetch:
+            base = fetch_base(base, f"{KEY}.base_model", o.revision)
+        self._base = base
+        return base
 
     def targets(self) -> str | list[str]:
         t = self.options.target_modules
@@ -198,7 +225,7 @@ class LoraTrainer(Trainer):
         steps = f"{o.max_steps} steps" if o.max_steps else f"{o.epochs:g} epochs"
         quant = " on a 4-bit NF4 base (QLoRA)" if o.quantization == "nf4" else ""
         return [
-            f"base {base.source} ({base.origin})",
+            f"base {base.describe()}",
             f"LoRA r={o.r} alpha={o.alpha:g} dropout={o.dropout:g} on "
             f"{targets if isinstance(targets, str) else ', '.join(targets)}{quant}",
             f"{steps}, batch {o.batch_size} x {o.gradient_accumulation_steps}, learning rate "
@@ -290,7 +317,7 @@ class LoraTrainer(Trainer):
 
         self.plan()
         o = self.options
-        base = self.base()
+        base = self.base(fetch=True)
         torch.set_num_threads(o.threads or usable_cpus())
         transformers.set_seed(ctx.seed)
 
@@ -363,6 +390,7 @@ class LoraTrainer(Trainer):
         ctx.manifest["lora"] = {
             "base_model": base.source,
             "base_origin": base.origin,
+            "base_hub": base.hub_manifest(o.revision),
             "target_modules": self.targets(),
             "quantization": o.quantization,
             "merged_dir": MERGED_DIR if merged else None,
