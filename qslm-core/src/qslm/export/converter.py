@@ -100,10 +100,11 @@ def fetch(version: str, root: Path, progress: Callable[[str], None]) -> None:
             )
         sdist = sdists[0]
         staging = Path(tmp) / "llama.cpp"
-        _extract_converter(sdist, staging)
+        commit = _extract_converter(sdist, staging)
         digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
         source = {
             "from": f"llama-cpp-python {version} sdist (vendor/llama.cpp)",
+            "llama_cpp_commit": commit,
             "sdist": sdist.name,
             "sdist_sha256": digest,
         }
@@ -112,10 +113,16 @@ def fetch(version: str, root: Path, progress: Callable[[str], None]) -> None:
         staging.rename(root)
 
 
-def _extract_converter(sdist: Path, dest: Path) -> None:
+def _extract_converter(sdist: Path, dest: Path) -> str | None:
+    """Extract the converter's files into ``dest``; returns the vendored llama.cpp commit (the
+    sdist keeps the submodule's git HEAD), when it is there."""
+    commit = None
     with tarfile.open(sdist) as tar:
         members = []
         for member in tar.getmembers():
+            if member.name.endswith(".git/modules/vendor/llama.cpp/HEAD"):
+                head = tar.extractfile(member)
+                commit = head.read().decode().strip() if head else None
             parts = Path(member.name).parts
             # <name>-<version>/vendor/llama.cpp/<kept>/...
             if len(parts) > 3 and parts[1:3] == ("vendor", "llama.cpp") and parts[3] in _KEEP:
@@ -123,3 +130,4 @@ def _extract_converter(sdist: Path, dest: Path) -> None:
                 members.append(member)
         tar.extractall(dest, members=members, filter="data")
     _check_folder(dest, "the llama-cpp-python sdist's vendor/llama.cpp")
+    return commit

@@ -70,6 +70,7 @@ def write_gguf(
     log = _run(converter, hf, folder / gguf_name, outtype, pre)
     shutil.rmtree(hf)
     shutil.move(str(log), folder / "convert.log")
+    (folder / "convert.log").chmod(0o644)  # mkstemp made it private; it holds no secret
     (folder / "Modelfile").write_text(modelfile(gguf_name, fmt, source.label))
     return {
         "file": gguf_name,
