@@ -74,6 +74,7 @@ def hf_greedy(folder: Path, ids: list[int]) -> tuple[list[int], list[float], np.
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    model.generation_config.eos_token_id = None  # N tokens always, through eos, as below
     with torch.no_grad():
         prompt_logits = model(torch.tensor([ids])).logits[0].numpy()
         out = model.generate(
@@ -81,6 +82,7 @@ def hf_greedy(folder: Path, ids: list[int]) -> tuple[list[int], list[float], np.
             output_scores=True, return_dict_in_generate=True,
         )  # fmt: skip
     tokens = out.sequences[0, len(ids) :].tolist()
+    assert len(tokens) == N
     margins = [float(s[0].topk(2).values[0] - s[0].topk(2).values[1]) for s in out.scores]
     return tokens, margins, prompt_logits
 
@@ -98,11 +100,12 @@ def check_against_transformers(gguf: Path, hf_folder: Path, prompt: str, outtype
     llm.reset()
     llm.eval(ids)
     delta = float(np.abs(np.asarray(llm.scores[: len(ids)]) - hf_logits).max())
+    print(f"\n{gguf.name}: max |logit difference| over the prompt {delta:.4f}")
     assert delta < LOGIT_TOL[outtype], delta
     got = []
     for token in llm.generate(ids, temp=0.0, repeat_penalty=1.0, reset=True):
         got.append(token)
-        if token == llm.token_eos() or len(got) == len(hf_tokens):
+        if len(got) == N:
             break
     pairs = list(zip_longest(got, hf_tokens))
     agree = next((i for i, (a, b) in enumerate(pairs) if a != b), len(pairs))
@@ -120,7 +123,7 @@ def test_scratch_build_to_gguf_runs_in_llama_cpp_like_transformers(converter_env
         gguf = export_gguf(quick, tmp_path / outtype, outtype)
         assert gguf.name == f"quick-v1-{outtype}.gguf"
         agree = check_against_transformers(gguf, merged, "the cat sees", outtype)
-        print(f"{outtype}: {agree} of {N} greedy tokens agree, {gguf.stat().st_size} bytes")
+        print(f"\nquick {outtype}: {agree} of {N} greedy tokens agree, {gguf.stat().st_size} B")
     manifest = json.loads((tmp_path / "f16" / "export.json").read_text())
     assert manifest["converter"]["name"] == "llama.cpp convert_hf_to_gguf.py"
     assert manifest["converter"]["from"].startswith("llama-cpp-python ")
@@ -138,7 +141,8 @@ def test_gguf_carries_the_chat_template_and_stop_tokens_and_a_modelfile(
     assert qslm("export", str(thesis), "--format", "merged", "--out", str(merged)).exit_code == 0
     gguf = export_gguf(thesis, tmp_path / "g")
     prompt = alpaca_prompt("Explain the measurements.")
-    check_against_transformers(gguf, merged, prompt, "f16")
+    agree = check_against_transformers(gguf, merged, prompt, "f16")
+    print(f"\nthesis-qa f16: {agree} of {N} greedy tokens agree, {gguf.stat().st_size} B")
     llm = llama_cpp.Llama(str(gguf), n_ctx=256, verbose=False)
     tokenizer = AutoTokenizer.from_pretrained(merged)
     assert llm.metadata["tokenizer.chat_template"] == tokenizer.chat_template
