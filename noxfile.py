@@ -91,6 +91,17 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def export(session: nox.Session) -> None:
+    """qslm export --format gguf checked in llama-cpp-python, which pip builds from source
+    (llama.cpp: minutes the first time, then pip's cached wheel); tests/core/test_export_gguf.py."""
+    install(session, "torch==2.13.0")
+    # the multimodal library (tools/mtmd, 51 of the 178 objects) is not needed to load a GGUF
+    session.env.setdefault("CMAKE_ARGS", "-DLLAVA_BUILD=OFF")
+    install(session, "./qslm-core[gguf,qlora]", "pytest", "llama-cpp-python")
+    session.run("pytest", "tests/core/test_export_gguf.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
     session.install("ruff")

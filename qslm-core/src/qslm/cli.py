@@ -394,5 +394,14 @@ def _add_inference_commands() -> None:
 _add_inference_commands()
 
 
+def _add_export_command() -> None:
+    from qslm.export.cli import export_command  # imports click only
+
+    cli.add_command(export_command)
+
+
+_add_export_command()
+
+
 def main() -> None:
     cli(prog_name="qslm")

@@ -84,12 +84,16 @@ def load_build(path: str | Path, *, device: str | None = None) -> LoadedBuild:
             from peft import PeftModel
 
             base = _from_pretrained(
-                AutoModelForCausalLM, artifact["base_model"], "base model of the adapter"
+                _BaseLoader(artifact.get("reference") or {}),
+                artifact["base_model"],
+                "base model of the adapter",
             )
             model = _from_pretrained(
                 _PeftLoader(PeftModel, base), model_dir, "adapter", is_trainable=False
             )
-    model.to(device)
+    quantized = (artifact.get("reference") or {}).get("quantization", "none") != "none"
+    if not (quantized and artifact.get("kind") == "adapter"):  # 4-bit: placed at load
+        model.to(device)
     model.eval()
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -104,3 +108,28 @@ class _PeftLoader:
 
     def from_pretrained(self, source: str, **kwargs: Any) -> Any:
         return self.peft_model.from_pretrained(self.base, source, **kwargs)
+
+
+class _BaseLoader:
+    """An adapter's base, loaded the way it was trained on (``artifact.reference``): a QLoRA
+    adapter over the same 4-bit NF4 base, as the ``perplexity`` evaluator and the merge do, so
+    ``qslm generate`` computes what was evaluated and what ``qslm export`` merges."""
+
+    def __init__(self, reference: dict[str, Any]) -> None:
+        self.reference = reference
+
+    def from_pretrained(self, source: str, **kwargs: Any) -> Any:
+        from qslm.train.qlora import load_causal_lm
+
+        ref = self.reference
+        if ref.get("quantization", "none") == "none":
+            from transformers import AutoModelForCausalLM
+
+            return AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        return load_causal_lm(
+            source,
+            quantization=ref["quantization"],
+            compute_dtype=ref.get("compute_dtype", "float32"),
+            double_quant=ref.get("double_quant", True),
+            local_only=False,
+        )
