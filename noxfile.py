@@ -97,7 +97,8 @@ def export(session: nox.Session) -> None:
     install(session, "torch==2.13.0")
     # the multimodal library (tools/mtmd, 51 of the 178 objects) is not needed to load a GGUF
     session.env.setdefault("CMAKE_ARGS", "-DLLAVA_BUILD=OFF")
-    install(session, "./qslm-core[gguf,qlora]", "pytest", "llama-cpp-python")
+    # pip: the first GGUF export fetches the converter with `pip download` (uv venvs have no pip)
+    install(session, "./qslm-core[gguf,qlora]", "pytest", "pip", "llama-cpp-python")
     session.run("pytest", "tests/core/test_export_gguf.py", *session.posargs)
 
 
