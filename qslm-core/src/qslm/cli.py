@@ -413,6 +413,10 @@ def _add_inference_commands() -> None:
 
 _add_inference_commands()
 
+from qslm.commands.data import data_command  # noqa: E402  (imports click only)
+
+cli.add_command(data_command)
+
 
 def main() -> None:
     cli(prog_name="qslm")

@@ -1,0 +1,227 @@
+"""PDF to blocks with pdfminer.six (markitdown's own PDF engine), page by page.
+
+We call pdfminer directly rather than through markitdown because markitdown returns one string
+for the whole file: page numbers (provenance), font sizes (headings) and the position of each
+text box (running headers and footers) are lost there, and a page that fails takes the whole
+file with it. pdfminer's layout analysis (LAParams) already orders text boxes across columns.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from qslm.text.blocks import Block, Converted, DocumentError, continues, fix_ligatures, join_lines
+
+BAND = 0.09  # share of the page height at the top and bottom where running heads sit
+_DIGITS = re.compile(r"\d+")
+_PAGE_NUMBER = re.compile(
+    r"^(page\s*)?([#ivxlcdm]+|#)(\s*(of|/)\s*#)?$|^[-–—]\s*#\s*[-–—]$", re.IGNORECASE
+)
+_NUMBERED = re.compile(r"^(\d+(\.\d+)*)\.?\s+\S")
+_END = re.compile(r"[.,;:]$")
+_SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?$")
+# Bold faces by name: "Bold", TeX's CMBX, Times clones' "Medi", "Semibold", "Black", "Heavy".
+_BOLD = re.compile(r"bold|cmbx|cmb\d|medi|semi|demi|heavy|black|[-,]bd", re.IGNORECASE)
+
+
+@dataclass
+class _Box:
+    lines: list[str]
+    size: float
+    bold: bool
+    top: float  # 0 at the top of the page, 1 at the bottom
+    bottom: float
+    page: int
+
+
+def pdf_blocks(
+    data: bytes, name: str, progress: Callable[[int, int], None] | None = None
+) -> Converted:
+    """The blocks of a PDF. Raises :class:`DocumentError` for an encrypted or unreadable file;
+    a page that fails is skipped and noted. ``progress(done, total)`` is called per page."""
+    from pdfminer.pdfdocument import PDFPasswordIncorrect
+
+    try:
+        document, pages = _open(data)
+    except PDFPasswordIncorrect:
+        raise DocumentError(
+            name, "encrypted PDF: a password is needed to open it", "encrypted"
+        ) from None
+    except Exception as exc:  # pdfminer raises many unrelated types for a damaged file
+        raise DocumentError(
+            name, f"corrupt or truncated PDF ({type(exc).__name__}: {exc})", "corrupt"
+        ) from None
+    boxes, notes, images = _read_pages(pages, name, progress)
+    converted = Converted([], pages=len(pages), converter="pdfminer.six", notes=notes)
+    text_chars = sum(len("".join(b.lines)) for b in boxes)
+    if text_chars < 20 * max(1, len(pages)) and images:
+        converted.notes.append("no text layer")
+        return converted  # the caller reports a scan (and may OCR it)
+    boxes = _drop_running_heads(boxes, len(pages))
+    converted.blocks = _to_blocks(boxes, _outline_titles(document))
+    return converted
+
+
+def _open(data: bytes) -> tuple[Any, list[Any]]:
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfpage import PDFPage
+    from pdfminer.pdfparser import PDFParser
+
+    document = PDFDocument(PDFParser(io.BytesIO(data)))
+    return document, list(PDFPage.create_pages(document))
+
+
+def _read_pages(
+    pages: list[Any], name: str, progress: Callable[[int, int], None] | None
+) -> tuple[list[_Box], list[str], int]:
+    from pdfminer.converter import PDFPageAggregator
+    from pdfminer.layout import LAParams
+    from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+
+    manager = PDFResourceManager()
+    device = PDFPageAggregator(manager, laparams=LAParams())
+    interpreter = PDFPageInterpreter(manager, device)
+    boxes: list[_Box] = []
+    notes: list[str] = []
+    images = 0
+    for number, page in enumerate(pages, 1):
+        try:
+            interpreter.process_page(page)
+            layout = device.get_result()
+        except Exception as exc:  # one damaged page must not lose the others
+            notes.append(f"page {number} skipped: {type(exc).__name__}: {exc}")
+            continue
+        page_boxes, page_images = _page_boxes(layout, number)
+        boxes += page_boxes
+        images += page_images
+        if progress is not None:
+            progress(number, len(pages))
+    return boxes, notes, images
+
+
+def _page_boxes(layout: Any, number: int) -> tuple[list[_Box], int]:
+    from pdfminer.layout import LTChar, LTFigure, LTImage, LTTextBox, LTTextLine
+
+    height = max(layout.height, 1.0)
+    out: list[_Box] = []
+    images = 0
+    for item in layout:
+        if isinstance(item, (LTFigure, LTImage)):
+            images += 1
+        if not isinstance(item, LTTextBox):
+            continue
+        lines = [ln.get_text().strip() for ln in item if isinstance(ln, LTTextLine)]
+        lines = [fix_ligatures(ln) for ln in lines if ln]
+        # Rotated margin stamps (arXiv's side line) arrive as one character per line.
+        if not lines or (len(lines) > 3 and sum(len(ln) <= 2 for ln in lines) > len(lines) / 2):
+            continue
+        chars = [
+            c for ln in item if isinstance(ln, LTTextLine) for c in ln if isinstance(c, LTChar)
+        ]
+        size = statistics.median(c.size for c in chars) if chars else 0.0
+        bold = bool(chars) and sum(bool(_BOLD.search(c.fontname)) for c in chars) > len(chars) / 2
+        out.append(
+            _Box(lines, round(size, 1), bold, 1 - item.y1 / height, 1 - item.y0 / height, number)
+        )
+    return out, images
+
+
+def _drop_running_heads(boxes: list[_Box], pages: int) -> list[_Box]:
+    """Drop page numbers and the lines repeated at the top or bottom of many pages.
+
+    pdfminer has no notion of running heads. A box in the top or bottom band whose text, with
+    its numbers masked, recurs on at least half the pages (three at least) is a header or
+    footer; a lone page number in those bands goes too."""
+
+    def key(box: _Box) -> str:
+        return _DIGITS.sub("#", " ".join(box.lines).lower()).strip()
+
+    def in_band(box: _Box) -> bool:
+        return box.bottom <= BAND * 1.5 or box.top >= 1 - BAND * 1.5
+
+    seen = {(key(b), b.top < 0.5, b.page) for b in boxes if in_band(b)}
+    pages_with = Counter((k, top) for k, top, _ in seen)
+    threshold = max(3, pages // 2) if pages >= 3 else pages + 1
+    kept = []
+    for box in boxes:
+        if in_band(box):
+            k = key(box)
+            if _PAGE_NUMBER.match(k) or pages_with[(k, box.top < 0.5)] >= threshold:
+                continue
+        kept.append(box)
+    return kept
+
+
+def _outline_titles(document: Any) -> dict[str, int]:
+    """Bookmark titles (normalised) -> level, when the PDF has an outline (LaTeX with hyperref,
+    LibreOffice and Word exports do): the surest sign of a heading."""
+    titles: dict[str, int] = {}
+    try:
+        for level, title, *_ in document.get_outlines():
+            titles.setdefault(_norm(fix_ligatures(str(title))), level)
+    except Exception:  # no outline, or a damaged one: fall back to font sizes
+        return {}
+    return titles
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W+", " ", text).strip().lower()
+
+
+def _to_blocks(boxes: list[_Box], outline: dict[str, int]) -> list[Block]:
+    sizes = Counter()
+    for b in boxes:
+        sizes[b.size] += sum(len(ln) for ln in b.lines)
+    body = sizes.most_common(1)[0][0] if sizes else 0.0
+    larger = sorted({b.size for b in boxes if b.size >= body * 1.15}, reverse=True)
+    blocks: list[Block] = []
+    number = ""  # a section number set in a box of its own ("1" then "Introduction")
+    for box in boxes:
+        text = join_lines(box.lines)
+        if box.bold and _SECTION_NUMBER.match(text):
+            number = text
+            continue
+        if number:
+            text, number = f"{number} {text}", ""
+        level = _heading_level(box, text, body, larger, outline)
+        if level:
+            blocks.append(Block("heading", text, level=level, page=box.page))
+        elif blocks and blocks[-1].kind == "paragraph" and continues(blocks[-1].text, text):
+            blocks[-1].text = join_lines([blocks[-1].text, text])
+        else:
+            blocks.append(Block("paragraph", text, page=box.page))
+    return blocks
+
+
+def _heading_level(
+    box: _Box, text: str, body: float, larger: list[float], outline: dict[str, int]
+) -> int:
+    """A heading's level (1 = top), or 0 for body text. Outline titles first; else a short
+    line without a sentence end set larger than the body text, or a numbered bold one."""
+    if len(box.lines) > 3 or len(text) > 120:
+        return 0
+    stripped = _norm(_NUMBERED.sub(lambda m: m.group(0)[len(m.group(1)) :], text))
+    if outline:
+        level = outline.get(_norm(text)) or outline.get(stripped)
+        if level:
+            return level
+    if _END.search(text) or not any(ch.isalpha() for ch in text):
+        return 0
+    if box.size in larger:
+        return larger.index(box.size) + 1
+    numbered = _NUMBERED.match(text)
+    if (
+        box.bold
+        and len(box.lines) <= 2
+        and len(text) <= 80
+        and (text[0].isupper() or text[0].isdigit())
+    ):
+        depth = numbered.group(1).rstrip(".").count(".") + 1 if numbered else 1
+        return depth + len(larger)
+    return 0
