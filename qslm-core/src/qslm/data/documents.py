@@ -23,7 +23,14 @@ from qslm.data.files import seeded_split
 from qslm.data.text import TextOptions, TextSource, clean_text
 from qslm.errors import ConfigError
 from qslm.text.blocks import Block, Converted, DocumentError
-from qslm.text.convert import MARKITDOWN, SUPPORTED, check_content, convert, require_extra
+from qslm.text.convert import (
+    MARKITDOWN,
+    SUPPORTED,
+    UNSUPPORTED,
+    check_content,
+    convert,
+    require_extra,
+)
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
@@ -123,7 +130,8 @@ class DocumentsSource(TextSource):
 
     def _check(self, path: Path, data: bytes) -> None:
         suffix = path.suffix.lower()
-        if suffix not in [e.lower() for e in self.options.extensions]:
+        known = [e.lower() for e in self.options.extensions]
+        if suffix not in known and suffix not in UNSUPPORTED:
             raise DocumentError(
                 self._name(path),
                 f"extension {suffix or '(none)'!r} is not in data.options.extensions",

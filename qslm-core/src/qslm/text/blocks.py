@@ -94,8 +94,9 @@ def join_lines(lines: list[str]) -> str:
             continue
         if not out:
             out = line
-        elif _SOFT_HYPHEN_BREAK.search(out) and line[0].islower():
-            out = out[:-1] + line
+        elif _SOFT_HYPHEN_BREAK.search(out):
+            # "imple-" + "mented" loses the hyphen; "Lucene-" + "BM25" keeps it
+            out = (out[:-1] if line[0].islower() else out) + line
         elif _NO_SPACE_SCRIPT.match(out[-1]) and _NO_SPACE_SCRIPT.match(line[0]):
             out += line
         else:

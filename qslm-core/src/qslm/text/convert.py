@@ -112,7 +112,11 @@ def convert(
         data = accept_tracked_changes(data)
     if suffix in (".html", ".htm", ".xhtml"):
         data = main_content(data)
-    return Converted(markdown_blocks(_markitdown(name, suffix, data)), converter="markitdown")
+    markdown = _markitdown(name, suffix, data)
+    if suffix == ".epub":
+        # markitdown opens an e-book with its metadata ("**Title:** ..."): not prose.
+        markdown = _EPUB_METADATA.sub("", markdown)
+    return Converted(markdown_blocks(markdown), converter="markitdown")
 
 
 def require_extra(module: str, kind: str) -> None:
@@ -138,6 +142,9 @@ def _markitdown(name: str, suffix: str, data: bytes) -> str:
     return result.text_content or ""
 
 
+_EPUB_METADATA = re.compile(
+    r"^\*\*(Title|Authors?|Language|Publisher|Date|Description|Identifier):\*\*.*$", re.MULTILINE
+)
 _DELETED = re.compile(rb"<w:del\b[^>]*/>|<w:del\b[^>]*>.*?</w:del>", re.DOTALL)
 _MOVED_FROM = re.compile(rb"<w:moveFrom\b[^>]*>.*?</w:moveFrom>", re.DOTALL)
 

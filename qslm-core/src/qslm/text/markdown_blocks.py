@@ -74,8 +74,9 @@ def markdown_blocks(markdown: str) -> list[Block]:
         elif line.startswith("|") and line.endswith("|"):
             if lines:
                 flush()
-            if not _TABLE_RULE.match(line):
-                table.append(_table_row(line))
+            row = _table_row(line)
+            if not _TABLE_RULE.match(line) and row.strip("| "):  # markitdown's empty header
+                table.append(row)
         elif not line:
             flush()
         elif _BULLET.match(raw):

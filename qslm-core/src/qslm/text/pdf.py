@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import re
 import statistics
+import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,21 @@ _PAGE_NUMBER = re.compile(
 )
 _NUMBERED = re.compile(r"^(\d+(\.\d+)*)\.?\s+\S")
 _END = re.compile(r"[.,;:]$")
+# TeX sets an accent as a spacing glyph before its letter ("Barab´asi"); pdfminer keeps it
+# there. As a combining mark after the letter, NFC makes the accented letter ("Barabási").
+_SPACING_ACCENTS = {
+    "´": "\u0301",
+    "`": "\u0300",
+    "¨": "\u0308",
+    "ˆ": "\u0302",
+    "˜": "\u0303",
+    "ˇ": "\u030c",
+    "˘": "\u0306",
+    "˝": "\u030b",
+    "˚": "\u030a",
+    "¸": "\u0327",
+}
+_ACCENT_BEFORE = re.compile(f"([{''.join(_SPACING_ACCENTS)}])([^\\W\\d_])")
 _SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?$")
 # Bold faces by name: "Bold", TeX's CMBX, Times clones' "Medi", "Semibold", "Black", "Heavy".
 _BOLD = re.compile(r"bold|cmbx|cmb\d|medi|semi|demi|heavy|black|[-,]bd", re.IGNORECASE)
@@ -41,10 +57,14 @@ class _Box:
 
 
 def pdf_blocks(
-    data: bytes, name: str, progress: Callable[[int, int], None] | None = None
+    data: bytes,
+    name: str,
+    progress: Callable[[int, int], None] | None = None,
+    only: Collection[int] | None = None,
 ) -> Converted:
     """The blocks of a PDF. Raises :class:`DocumentError` for an encrypted or unreadable file;
-    a page that fails is skipped and noted. ``progress(done, total)`` is called per page."""
+    a page that fails is skipped and noted. ``progress(done, total)`` is called per page;
+    ``only`` (page numbers from 1) reads just those pages."""
     from pdfminer.pdfdocument import PDFPasswordIncorrect
 
     try:
@@ -57,7 +77,7 @@ def pdf_blocks(
         raise DocumentError(
             name, f"corrupt or truncated PDF ({type(exc).__name__}: {exc})", "corrupt"
         ) from None
-    boxes, notes, images = _read_pages(pages, name, progress)
+    boxes, notes, images = _read_pages(pages, progress, only)
     converted = Converted([], pages=len(pages), converter="pdfminer.six", notes=notes)
     text_chars = sum(len("".join(b.lines)) for b in boxes)
     if text_chars < 20 * max(1, len(pages)) and images:
@@ -78,7 +98,7 @@ def _open(data: bytes) -> tuple[Any, list[Any]]:
 
 
 def _read_pages(
-    pages: list[Any], name: str, progress: Callable[[int, int], None] | None
+    pages: list[Any], progress: Callable[[int, int], None] | None, only: Collection[int] | None
 ) -> tuple[list[_Box], list[str], int]:
     from pdfminer.converter import PDFPageAggregator
     from pdfminer.layout import LAParams
@@ -91,6 +111,8 @@ def _read_pages(
     notes: list[str] = []
     images = 0
     for number, page in enumerate(pages, 1):
+        if only is not None and number not in only:
+            continue
         try:
             interpreter.process_page(page)
             layout = device.get_result()
@@ -106,7 +128,7 @@ def _read_pages(
 
 
 def _page_boxes(layout: Any, number: int) -> tuple[list[_Box], int]:
-    from pdfminer.layout import LTChar, LTFigure, LTImage, LTTextBox, LTTextLine
+    from pdfminer.layout import LTFigure, LTImage, LTTextBox, LTTextLine
 
     height = max(layout.height, 1.0)
     out: list[_Box] = []
@@ -116,20 +138,43 @@ def _page_boxes(layout: Any, number: int) -> tuple[list[_Box], int]:
             images += 1
         if not isinstance(item, LTTextBox):
             continue
-        lines = [ln.get_text().strip() for ln in item if isinstance(ln, LTTextLine)]
-        lines = [fix_ligatures(ln) for ln in lines if ln]
+        lines = [ln for ln in item if isinstance(ln, LTTextLine) and ln.get_text().strip()]
         # Rotated margin stamps (arXiv's side line) arrive as one character per line.
-        if not lines or (len(lines) > 3 and sum(len(ln) <= 2 for ln in lines) > len(lines) / 2):
+        short = sum(len(ln.get_text().strip()) <= 2 for ln in lines)
+        if not lines or (len(lines) > 3 and short > len(lines) / 2):
             continue
-        chars = [
-            c for ln in item if isinstance(ln, LTTextLine) for c in ln if isinstance(c, LTChar)
-        ]
-        size = statistics.median(c.size for c in chars) if chars else 0.0
-        bold = bool(chars) and sum(bool(_BOLD.search(c.fontname)) for c in chars) > len(chars) / 2
-        out.append(
-            _Box(lines, round(size, 1), bold, 1 - item.y1 / height, 1 - item.y0 / height, number)
-        )
+        # pdfminer puts a heading and the paragraph under it in one box when they sit close;
+        # a change of type size or weight between lines starts a box of its own.
+        runs: list[tuple[tuple[float, bool], list[Any]]] = []
+        for line in lines:
+            style = _style(line)
+            if runs and runs[-1][0] == style:
+                runs[-1][1].append(line)
+            else:
+                runs.append((style, [line]))
+        for (size, bold), run in runs:
+            texts = [_glyphs(ln.get_text().strip()) for ln in run]
+            top = 1 - max(ln.y1 for ln in run) / height
+            bottom = 1 - min(ln.y0 for ln in run) / height
+            out.append(_Box(texts, size, bold, top, bottom, number))
     return out, images
+
+
+def _glyphs(text: str) -> str:
+    text = _ACCENT_BEFORE.sub(lambda m: m.group(2) + _SPACING_ACCENTS[m.group(1)], text)
+    return unicodedata.normalize("NFC", fix_ligatures(text))
+
+
+def _style(line: Any) -> tuple[float, bool]:
+    """(median type size, bold) of one line; a line that starts with a bold run-in heading
+    ("Training. We ...") is not bold."""
+    from pdfminer.layout import LTChar
+
+    chars = [c for c in line if isinstance(c, LTChar) and not c.get_text().isspace()]
+    if not chars:
+        return 0.0, False
+    size = round(statistics.median(c.size for c in chars), 1)
+    return size, sum(bool(_BOLD.search(c.fontname)) for c in chars) >= 0.9 * len(chars)
 
 
 def _drop_running_heads(boxes: list[_Box], pages: int) -> list[_Box]:
