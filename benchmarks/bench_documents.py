@@ -13,6 +13,7 @@ is measured on the other formats only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import platform
@@ -102,12 +103,14 @@ def long_pdf(path: Path, converters: list[str]) -> None:
     for conv in converters:
         if conv == "docling":
             continue
+        here = str(Path(__file__).parent)
         code = (
-            "import sys,time,resource,json; sys.path.insert(0, %r);"
+            f"import sys,time,resource,json; sys.path.insert(0, {here!r});"
             "from bench_documents import convert; from pathlib import Path;"
-            "t=time.perf_counter(); text,h,p=convert(%r, Path(%r)); s=time.perf_counter()-t;"
+            f"t=time.perf_counter(); text,h,p=convert({conv!r}, Path({str(path)!r}));"
+            "s=time.perf_counter()-t;"
             "print(json.dumps([s, p, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))"
-        ) % (str(Path(__file__).parent), conv, str(path))
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if out.returncode:
             print(f"{conv}: failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -143,12 +146,10 @@ def main() -> None:
     from importlib import metadata
 
     for dist in ("markitdown", "pdfminer.six", "pypdf", "docling", "mammoth"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     print(f"python {platform.python_version()} on {platform.machine()}; {versions}")
-    print(f"cpu time limit none; load {open('/proc/loadavg').read().split()[:3]}")
+    print(f"load average {Path('/proc/loadavg').read_text().split()[:3]}")
     table = corpus(args.corpus, available)
     print("\nconverter  format  sentences  headings  s/page (PDF) or s/file")
     for conv, formats in table.items():
@@ -157,7 +158,8 @@ def main() -> None:
             print(f"{conv:<10} {fmt:<7} {found:>3}/{wanted_n:<3}     {headings:>6}  {per}")
     if args.long is not None:
         long_pdf(args.long, [c for c in available if c != "docling"])
-    print(f"max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"max RSS of this process {peak} MiB")
 
 
 if __name__ == "__main__":

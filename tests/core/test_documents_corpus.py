@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("markitdown")
 
-from qslm.testing.documents_corpus import fold, read_expectations  # noqa: E402
+from qslm.testing.documents_corpus import fold, read_expectations
 
 # CI keeps the corpus beside the clone; QSLM_SHARED_DIR points elsewhere for a local run.
 SHARED = Path(
