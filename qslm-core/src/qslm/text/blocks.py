@@ -79,14 +79,18 @@ def fix_ligatures(text: str) -> str:
     return text.translate(_LIGATURES)
 
 
-def join_lines(lines: list[str]) -> str:
+SOFT_BREAK = "\u00ad"  # marks a hyphen dropped at a line break, until the document decides
+
+
+def join_lines(lines: list[str], mark: bool = False) -> str:
     """Join the lines of one paragraph: a word broken with a hyphen at the end of a line and
     continued in lower case is joined without the hyphen ("imple-" + "mented"); other lines
     are joined with a space, or with nothing between characters of Chinese or Japanese.
 
     No converter we use does this for PDFs (pdfminer keeps the line breaks). The rule cannot
     tell "dual-" + "encoder" (a real hyphen) from a line-break hyphen; joining wins, as it
-    is by far the commoner case in typeset prose."""
+    is by far the commoner case in typeset prose; with ``mark`` the join keeps a
+    :data:`SOFT_BREAK` for :func:`resolve_soft_breaks` to decide with the whole document."""
     out = ""
     for raw in lines:
         line = raw.strip()
@@ -96,7 +100,7 @@ def join_lines(lines: list[str]) -> str:
             out = line
         elif _SOFT_HYPHEN_BREAK.search(out):
             # "imple-" + "mented" loses the hyphen; "Lucene-" + "BM25" keeps it
-            out = (out[:-1] if line[0].islower() else out) + line
+            out = (out[:-1] + (SOFT_BREAK if mark else "") if line[0].islower() else out) + line
         elif _NO_SPACE_SCRIPT.match(out[-1]) and _NO_SPACE_SCRIPT.match(line[0]):
             out += line
         else:
@@ -112,3 +116,19 @@ def continues(previous: str, following: str) -> bool:
     if previous.rstrip()[-1] in '.!?:;)"”»。．':
         return False
     return following.lstrip()[0].islower()
+
+
+_SOFT = re.compile(rf"(\w+){SOFT_BREAK}(\w+)")
+_HYPHENATED = re.compile(r"\w+-\w+")
+
+
+def resolve_soft_breaks(texts: list[str]) -> list[str]:
+    """Each word split at a line-end hyphen: with the hyphen where the document writes the
+    word with one elsewhere ("dual-encoder"), else joined ("implemented")."""
+    seen = {w.lower() for t in texts for w in _HYPHENATED.findall(t.replace(SOFT_BREAK, ""))}
+
+    def decide(m: re.Match[str]) -> str:
+        joined = f"{m.group(1)}-{m.group(2)}"
+        return joined if joined.lower() in seen else m.group(1) + m.group(2)
+
+    return [_SOFT.sub(decide, t).replace(SOFT_BREAK, "") for t in texts]

@@ -17,7 +17,15 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from qslm.text.blocks import Block, Converted, DocumentError, continues, fix_ligatures, join_lines
+from qslm.text.blocks import (
+    Block,
+    Converted,
+    DocumentError,
+    continues,
+    fix_ligatures,
+    join_lines,
+    resolve_soft_breaks,
+)
 
 BAND = 0.09  # share of the page height at the top and bottom where running heads sit
 _DIGITS = re.compile(r"\d+")
@@ -228,7 +236,7 @@ def _to_blocks(boxes: list[_Box], outline: dict[str, int]) -> list[Block]:
     blocks: list[Block] = []
     number = ""  # a section number set in a box of its own ("1" then "Introduction")
     for box in boxes:
-        text = join_lines(box.lines)
+        text = join_lines(box.lines, mark=True)
         if box.bold and _SECTION_NUMBER.match(text):
             number = text
             continue
@@ -238,9 +246,11 @@ def _to_blocks(boxes: list[_Box], outline: dict[str, int]) -> list[Block]:
         if level:
             blocks.append(Block("heading", text, level=level, page=box.page))
         elif blocks and blocks[-1].kind == "paragraph" and continues(blocks[-1].text, text):
-            blocks[-1].text = join_lines([blocks[-1].text, text])
+            blocks[-1].text = join_lines([blocks[-1].text, text], mark=True)
         else:
             blocks.append(Block("paragraph", text, page=box.page))
+    for block, text in zip(blocks, resolve_soft_breaks([b.text for b in blocks]), strict=True):
+        block.text = text
     return blocks
 
 
@@ -255,7 +265,9 @@ def _heading_level(
     if outline:
         level = outline.get(_norm(text)) or outline.get(stripped)
         if level:
-            return level
+            # Outlines often leave the title or chapter headings out (LibreOffice's starts at
+            # Heading 2), so the type size ranks the levels where it can.
+            return larger.index(box.size) + 1 if box.size in larger else level + len(larger)
     if _END.search(text) or not any(ch.isalpha() for ch in text):
         return 0
     if box.size in larger:
