@@ -299,3 +299,35 @@ def test_thesis_example_from_pdf_and_docx_has_the_markdown_topics(tmp_path):
         assert all(m["output"].replace("-", "") == c["output"].replace("-", "") for m, c in pairs)
         assert same >= len(pairs) - 1, variant
         assert converted[0]["source"]["file"] == f"documents/{variant}"
+
+
+def test_select_lists_the_sources_of_the_records_it_keeps(tmp_path, qslm_cmd):
+    _folder(tmp_path, ["survey.docx"], html=False)
+    (tmp_path / "p.toml").write_text(
+        '[pipeline]\nname = "d"\n[data]\nsource = "documents"\n[data.options]\n'
+        f'paths = ["docs"]\ncache_dir = "{_SHARED_CACHE[0]}"\n[train]\ntrainer = "scratch"\n'
+        '[select]\nsize = 5\nsolver = "tabu"\n[select.options]\nsimilarity = "tfidf"\n'
+    )
+    from qslm.config import load_pipeline
+    from qslm.plugins import get_registry
+    from qslm.qubo.select import run_select_stage
+
+    config = load_pipeline(tmp_path / "p.toml", get_registry())
+    ctx = _ctx(tmp_path)
+    data = config.data.create().load(ctx)
+    kept = run_select_stage(ctx, config.select, data)
+    saved = json.loads((tmp_path / "select.json").read_text())
+    assert saved["selected_sources"] == [r["source"] for r in kept.train]
+    assert all(
+        s["file"] == "docs/survey.docx" and "section" in s for s in saved["selected_sources"]
+    )
+    out = tmp_path / "records.jsonl"
+    done = subprocess.run(
+        [*qslm_cmd, "data", "p.toml", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(r.get("selected", False) for r in rows if r["split"] == "train") == 5
