@@ -108,8 +108,6 @@ def convert(
 
         return pdf_blocks(data, name, progress)
     require_extra("markitdown", suffix.lstrip(".").upper())
-    if suffix == ".docx":
-        data = accept_tracked_changes(data)
     if suffix in (".html", ".htm", ".xhtml"):
         data = main_content(data)
     markdown = _markitdown(name, suffix, data)
@@ -145,26 +143,6 @@ def _markitdown(name: str, suffix: str, data: bytes) -> str:
 _EPUB_METADATA = re.compile(
     r"^\*\*(Title|Authors?|Language|Publisher|Date|Description|Identifier):\*\*.*$", re.MULTILINE
 )
-_DELETED = re.compile(rb"<w:del\b[^>]*/>|<w:del\b[^>]*>.*?</w:del>", re.DOTALL)
-_MOVED_FROM = re.compile(rb"<w:moveFrom\b[^>]*>.*?</w:moveFrom>", re.DOTALL)
-
-
-def accept_tracked_changes(data: bytes) -> bytes:
-    """The DOCX with its tracked deletions removed (insertions are kept as they are).
-
-    mammoth, markitdown's DOCX reader, writes deleted text (``w:delText`` inside ``w:del``)
-    into the output, so text the author struck out would become training data."""
-    source = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            content = source.read(item)
-            if item.filename.startswith("word/") and item.filename.endswith(".xml"):
-                content = _MOVED_FROM.sub(b"", _DELETED.sub(b"", content))
-            target.writestr(item, content)
-    return out.getvalue()
-
-
 def main_content(data: bytes) -> bytes:
     """The page's main content (``<main>``, else ``<article>``, else ``role="main"``) without
     navigation, sidebars and footers, as HTML; the whole page when it marks none.

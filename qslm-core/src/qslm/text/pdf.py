@@ -27,7 +27,7 @@ from qslm.text.blocks import (
     resolve_soft_breaks,
 )
 
-BAND = 0.09  # share of the page height at the top and bottom where running heads sit
+BAND = 0.135  # share of the page height at the top and bottom where running heads sit
 _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(
     r"^(page\s*)?([#ivxlcdm]+|#)(\s*(of|/)\s*#)?$|^[-–—]\s*#\s*[-–—]$", re.IGNORECASE
@@ -49,6 +49,7 @@ _SPACING_ACCENTS = {
     "¸": "\u0327",
 }
 _ACCENT_BEFORE = re.compile(f"([{''.join(_SPACING_ACCENTS)}])([^\\W\\d_])")
+_CID = re.compile(r"\(cid:\d+\)")
 _SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?$")
 # Bold faces by name: "Bold", TeX's CMBX, Times clones' "Medi", "Semibold", "Black", "Heavy".
 _BOLD = re.compile(r"bold|cmbx|cmb\d|medi|semi|demi|heavy|black|[-,]bd", re.IGNORECASE)
@@ -169,6 +170,7 @@ def _page_boxes(layout: Any, number: int) -> tuple[list[_Box], int]:
 
 
 def _glyphs(text: str) -> str:
+    text = _CID.sub("", text)  # pdfminer's "(cid:48)": a glyph with no Unicode mapping
     text = _ACCENT_BEFORE.sub(lambda m: m.group(2) + _SPACING_ACCENTS[m.group(1)], text)
     return unicodedata.normalize("NFC", fix_ligatures(text))
 
@@ -196,7 +198,7 @@ def _drop_running_heads(boxes: list[_Box], pages: int) -> list[_Box]:
         return _DIGITS.sub("#", " ".join(box.lines).lower()).strip()
 
     def in_band(box: _Box) -> bool:
-        return box.bottom <= BAND * 1.5 or box.top >= 1 - BAND * 1.5
+        return box.bottom <= BAND or box.top >= 1 - BAND
 
     seen = {(key(b), b.top < 0.5, b.page) for b in boxes if in_band(b)}
     pages_with = Counter((k, top) for k, top, _ in seen)
@@ -242,6 +244,10 @@ def _to_blocks(boxes: list[_Box], outline: dict[str, int]) -> list[Block]:
             continue
         if number:
             text, number = f"{number} {text}", ""
+        if not any(ch.isalpha() for ch in text):
+            # Boxes without a letter are table cells, axis ticks and equation numbers: a
+            # jumble of figures once they leave their table, so no training text.
+            continue
         level = _heading_level(box, text, body, larger, outline)
         if level:
             blocks.append(Block("heading", text, level=level, page=box.page))
