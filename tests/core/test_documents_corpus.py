@@ -41,10 +41,6 @@ PAGES = {"paper_mqlib_maxcut_qubo.pdf": {1, 28}}
 # word/document.xml has this sentence twice, once in <w:del> and once in a later paragraph
 # as ordinary text, so accepting the changes leaves exactly that one.
 ALSO_KEPT = {"manual_blogcfc_track_changes.docx": 1}
-# Sentences our conversion does not recover, and why (checked: the test fails if they pass).
-KNOWN_MISSES = {
-    "report_korean_nars.pdf": "two Korean columns: pdfminer interleaves lines of both columns",
-}
 
 
 def _convert(name: str) -> tuple[str, str, str]:
@@ -86,9 +82,6 @@ def test_sentences_come_out(name: str, converted: dict) -> None:
     expect = read_expectations(CORPUS / "SOURCES.md")[name]
     folded = fold(text)
     missing = [s for s in expect.must if s not in folded]
-    if name in KNOWN_MISSES:
-        assert missing, f"{name} now passes: take it out of KNOWN_MISSES"
-        pytest.xfail(KNOWN_MISSES[name])
     assert not missing, f"{name}: not found: {missing}"
     for deleted in expect.must_not:
         assert folded.count(deleted) == ALSO_KEPT.get(name, 0), f"{name}: deleted text leaked"
