@@ -93,3 +93,22 @@ def test_bad_files_get_one_clear_line(name: str, converted: dict) -> None:
     assert kind == "error", f"{name} was read; expected {BAD[name][0]}"
     assert (reason, message.splitlines()) == (BAD[name][0], [message])
     assert message.startswith(f"{name}: ") and BAD[name][1] in message
+
+
+def test_the_scan_reads_with_ocr_when_asked(tmp_path):
+    pytest.importorskip("pytesseract")
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract is not installed")
+    from qslm.data.documents import DocumentsOptions, DocumentsSource
+
+    name = "scanned_medical_report_no_text_layer.pdf"
+    options = DocumentsOptions(paths=[name], ocr=True, cache_dir=str(tmp_path))
+    converted, _ = DocumentsSource(options, base_dir=CORPUS).convert_file(
+        CORPUS / name, (CORPUS / name).read_bytes(), None
+    )
+    folded = fold(" ".join(b.text for b in converted.blocks))
+    wanted = read_expectations(CORPUS / "SOURCES.md")[name].other  # the strings in the image
+    assert wanted and all(s in folded for s in wanted)
+    assert {b.page for b in converted.blocks} == {1, 2, 3}
