@@ -54,7 +54,13 @@ def main() -> None:
         source.write_text(thesis_html(), encoding="utf-8")
         # "MS Word 2007 XML" is Writer's DOCX filter; writer_pdf_Export its PDF export
         soffice("--convert-to", "docx:MS Word 2007 XML", "--outdir", work, str(source))
-        soffice("--convert-to", "pdf:writer_pdf_Export", "--outdir", work, str(Path(work) / "thesis.docx"))
+        soffice(
+            "--convert-to",
+            "pdf:writer_pdf_Export",
+            "--outdir",
+            work,
+            str(Path(work) / "thesis.docx"),
+        )
         for name in ("thesis.docx", "thesis.pdf"):
             shutil.move(Path(work) / name, out / name)
             print(f"{out / name}: {(out / name).stat().st_size} bytes")

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("markitdown")
 
-from qslm.testing.documents_corpus import fold, read_expectations
+from qslm.testing.documents_corpus import ALSO_KEPT, fold, read_expectations
 
 # CI keeps the corpus beside the clone; QSLM_SHARED_DIR points elsewhere for a local run.
 SHARED = Path(
@@ -37,10 +37,6 @@ BAD = {
 }
 # Only the pages the sentences are on: the whole paper takes 20 s to convert on CI's CPU.
 PAGES = {"paper_mqlib_maxcut_qubo.pdf": {1, 28}}
-# A "must NOT appear" string that the document also holds outside the tracked deletion:
-# word/document.xml has this sentence twice, once in <w:del> and once in a later paragraph
-# as ordinary text, so accepting the changes leaves exactly that one.
-ALSO_KEPT = {"manual_blogcfc_track_changes.docx": 1}
 
 
 def _convert(name: str) -> tuple[str, str, str]:

@@ -143,6 +143,8 @@ def _markitdown(name: str, suffix: str, data: bytes) -> str:
 _EPUB_METADATA = re.compile(
     r"^\*\*(Title|Authors?|Language|Publisher|Date|Description|Identifier):\*\*.*$", re.MULTILINE
 )
+
+
 def main_content(data: bytes) -> bytes:
     """The page's main content (``<main>``, else ``<article>``, else ``role="main"``) without
     navigation, sidebars and footers, as HTML; the whole page when it marks none.
