@@ -127,11 +127,14 @@ def long_pdf(path: Path, converters: list[str]) -> None:
         )
 
 
-def _pdf_pages(path: Path) -> int:
+def _pdf_pages(path: Path) -> int | None:
     from pdfminer.pdfpage import PDFPage
 
-    with path.open("rb") as f:
-        return sum(1 for _ in PDFPage.get_pages(f))
+    try:
+        with path.open("rb") as f:
+            return sum(1 for _ in PDFPage.get_pages(f))
+    except Exception:  # not a PDF after all (a converter read it without complaint)
+        return None
 
 
 def main() -> None:
@@ -139,6 +142,7 @@ def main() -> None:
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--long", type=Path, default=None, help="a long PDF for pages/s")
     parser.add_argument("--only", default=",".join(CONVERTERS))
+    parser.add_argument("--long-only", action="store_true", help="skip the corpus table")
     args = parser.parse_args()
     wanted = [c for c in args.only.split(",") if c in CONVERTERS]
     available = [
@@ -154,7 +158,7 @@ def main() -> None:
             versions[dist] = metadata.version(dist)
     print(f"python {platform.python_version()} on {platform.machine()}; {versions}")
     print(f"load average {Path('/proc/loadavg').read_text().split()[:3]}")
-    table = corpus(args.corpus, available)
+    table = {} if args.long_only else corpus(args.corpus, available)
     print("\nconverter  format  sentences  headings  s/page (PDF) or s/file")
     for conv, formats in table.items():
         for fmt, (found, wanted_n, headings, seconds, pages, files) in sorted(formats.items()):
