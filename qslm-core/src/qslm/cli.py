@@ -393,6 +393,10 @@ def _add_inference_commands() -> None:
 
 _add_inference_commands()
 
+from qslm.commands.data import data_command  # noqa: E402  (imports click only)
+
+cli.add_command(data_command)
+
 
 def _add_export_command() -> None:
     from qslm.export.cli import export_command  # imports click only

@@ -20,3 +20,8 @@ def qslm_register_data_sources(register):
         "qslm.data.hf:HfSource",
         summary="The datasets library: local json/csv/parquet/text, save_to_disk folders, hub",
     )
+    register(
+        "documents",
+        "qslm.data.documents:DocumentsSource",
+        summary="PDF, DOCX, PPTX, HTML, EPUB: paragraphs or instruction records, with provenance",
+    )

@@ -335,6 +335,9 @@ def run_select_stage(ctx: RunContext, config: SelectConfig, data: Dataset) -> Da
         f"{outcome.objective:.4g} (greedy {greedy:.4g}, random {rand.mean():.4g} mean / "
         f"{rand.max():.4g} best of {RANDOM_DRAWS}), solve {solve_s:.1f}s"
     )
+    sources = [data.train[i].get("source") for i in chosen]
+    if any(sources):  # the documents source's provenance: file, page, section of each
+        record["selected_sources"] = sources
     _write(ctx, record, chosen.tolist())
     digest = hashlib.sha256(f"{data.sha256}:select:{chosen.tolist()}".encode()).hexdigest()
     return Dataset(

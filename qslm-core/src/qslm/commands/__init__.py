@@ -1,0 +1,1 @@
+"""Commands of the qslm CLI that live in their own modules."""

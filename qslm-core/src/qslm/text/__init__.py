@@ -1,0 +1,1 @@
+"""Text libraries: document conversion (PDF, Office, HTML, EPUB) into headed blocks of prose."""
