@@ -26,11 +26,13 @@ class TestExactConformance(SolverConformance):
 
 class TestAnnealConformance(SolverConformance):
     solver = "anneal"
+    solver_options = {"engine": "numpy"}  # the numba engine: test_qubo_fast.py
     long_running_options = {"num_sweeps": 10**9}
 
 
 class TestTabuConformance(SolverConformance):
     solver = "tabu"
+    solver_options = {"engine": "numpy"}
     long_running_options = {"num_iterations": 10**9, "patience": 10**9}
 
 
