@@ -15,7 +15,8 @@ on bqp250 the accounting is per read: t = call time / reads, p = share of reads 
 the target. "gap" is the median over calls of (target - best) / target at the budget.
 
 Usage: python benchmarks/qubo_peers.py [--families bqp2500,gset,bqp250,exact] [--count 5]
-       [--repeats 1] [--budget-large 30] [--budget-gset 10] [--instances DIR] [--json FILE]
+       [--repeats 1] [--budget-large 30] [--budget-gset 10] [--sa-reads N] [--gset 6,7]
+       [--instances DIR] [--json FILE]
 Needs qslm-core[fast]; uses qslm-backend-dwave, qslm-solver-openjij and qslm-solver-exact
 when installed.
 """
@@ -47,10 +48,10 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 # the target; the annealers run a fixed number of reads (their natural unit).
 HEURISTICS = {
     "tabu": {"num_chains": CORES, "num_iterations": 10**12, "patience": 10**12},
-    "anneal": {"num_reads": 4},
+    "anneal": {"num_reads": None},  # --sa-reads: the default, 1000, outlasts the budget
     "dwave.tabu": {"num_reads": 1, "timeout": None},  # timeout: the budget, in ms
-    "dwave.sa": {"num_reads": 4},
-    "openjij.sa": {"num_reads": 4},
+    "dwave.sa": {"num_reads": None},
+    "openjij.sa": {"num_reads": None},
 }
 ANNEALERS = {
     "anneal": {"num_reads": 32, "num_sweeps": 1000},
@@ -60,6 +61,7 @@ ANNEALERS = {
 
 
 _WARM: set[str] = set()
+SA_READS = [1000]
 
 
 def make(name: str, options: dict, budget: float, target: float | None, sense: str):
@@ -75,6 +77,8 @@ def make(name: str, options: dict, budget: float, target: float | None, sense: s
         _WARM.add(name)
     opts = dict(options)
     fields = cls.Options.model_fields
+    if opts.get("num_reads", 0) is None:
+        opts["num_reads"] = SA_READS[0]
     if "timeout" in opts and opts["timeout"] is None:
         opts["timeout"] = int(budget * 1000)
     if target is not None and "target" in fields:
@@ -223,6 +227,14 @@ def main() -> int:
     parser.add_argument("--budget-large", type=float, default=30.0)
     parser.add_argument("--budget-gset", type=float, default=10.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--sa-reads",
+        type=int,
+        default=10**6,
+        help="reads of the annealers "
+        "in the bqp2500 and gset families (default: as many as the budget allows)",
+    )
+    parser.add_argument("--gset", default=None, help="G-set graphs, e.g. 6,7,8 (default 1..count)")
     args = parser.parse_args()
     qubo_dir, gset_dir = args.instances / "qubo", args.instances / "maxcut"
     if not qubo_dir.is_dir():
@@ -232,6 +244,10 @@ def main() -> int:
     print("machine:", json.dumps(info))
     print(f"settings: {vars(args)}; heuristics {HEURISTICS}; annealers {ANNEALERS}")
     families = args.families.split(",")
+    SA_READS[0] = args.sa_reads
+    gset_numbers = (
+        [int(k) for k in args.gset.split(",")] if args.gset else range(1, min(10, args.count) + 1)
+    )
     rows: list[dict] = []
     if "bqp2500" in families:
         print("\nbqp2500")
@@ -242,7 +258,7 @@ def main() -> int:
         print("\nG-set")
         problems = [
             (f"G{k}", maxcut_qubo(read_gset(gset_dir / f"G{k}.txt")), GSET_BEST[k])
-            for k in range(1, min(10, args.count) + 1)
+            for k in gset_numbers
         ]
         rows += family_heuristics("gset", problems, args.budget_gset, args.repeats)
     if "bqp250" in families:

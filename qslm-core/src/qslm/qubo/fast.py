@@ -91,14 +91,11 @@ def beta_range(linear: np.ndarray, csr: tuple) -> tuple[float, float]:
     return hot, max(float(np.log(count / 0.01) / (2 * smallest)), hot)
 
 
-def replica_streams(seed: int, count: int) -> list[tuple[np.random.Generator, np.ndarray]]:
-    """Per replica: a numpy Generator (initial states) and a kernel stream state, both
-    derived from ``seed`` and the replica's index only."""
-    out = []
-    for child in np.random.SeedSequence(seed).spawn(count):
-        gen = np.random.default_rng(child)
-        out.append((gen, np.array([gen.integers(0, 2**63)], dtype=np.uint64)))
-    return out
+def replica_stream(seed: int, replica: int) -> tuple[np.random.Generator, np.ndarray]:
+    """Replica ``replica``'s numpy Generator (initial states) and kernel stream state, from
+    ``seed`` and the index only (``SeedSequence(seed).spawn(k)[replica]``, made on demand)."""
+    gen = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replica,)))
+    return gen, np.array([gen.integers(0, 2**63)], dtype=np.uint64)
 
 
 class Slicer:
@@ -122,13 +119,25 @@ class Slicer:
 
 
 def run_replicas(work: Callable[[int], Any], count: int, threads: int | None) -> list[Any]:
-    """``work(k)`` for k in range(count), over ``threads`` threads (default: the usable
-    cores); results in replica order."""
+    """``work(k)`` for k in range(count) over ``threads`` threads (default: the usable
+    cores), thread t taking k = t, t + threads, ...; a thread stops at the first None (the
+    clock ran out). The results in replica order, Nones left out."""
     workers = max(1, min(count, threads or usable_cores()))
+
+    def share(first: int) -> list[tuple[int, Any]]:
+        out = []
+        for k in range(first, count, workers):
+            result = work(k)
+            if result is None:
+                break
+            out.append((k, result))
+        return out
+
     if workers == 1:
-        return [work(k) for k in range(count)]
+        return [r for _, r in share(0)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qslm-replica") as pool:
-        return list(pool.map(work, range(count)))
+        done = [item for part in pool.map(share, range(workers)) for item in part]
+    return [r for _, r in sorted(done, key=lambda item: item[0])]
 
 
 FAST_MAX_VARIABLES = 2_000_000  # CSR storage: memory grows with the pairs, not n^2

@@ -63,15 +63,14 @@ def anneal(
     c = q.linear
     hot, cold = beta_range or fast.beta_range(c, csr)
     ratio = (cold / hot) ** (1.0 / max(1, num_sweeps - 1))  # geometric, as the numpy engine
-    streams = fast.replica_streams(seed, num_reads)
     timed_out = threading.Event()
 
     def read(r: int) -> tuple[np.ndarray, int] | None:
-        gen, rng = streams[r]
-        x = gen.integers(0, 2, size=c.shape[0]).astype(np.int8)
         if r and deadline.expired():  # the first read always runs, so there is a sample
             timed_out.set()
             return None
+        gen, rng = fast.replica_stream(seed, r)
+        x = gen.integers(0, 2, size=c.shape[0]).astype(np.int8)
         g = fast.fields(c, csr, x)
         slicer = fast.Slicer()
         done = 0
@@ -93,7 +92,7 @@ def anneal(
             k.descend(*csr, x, g, 1e-9 * max(1.0, float(np.abs(g).max(initial=0.0))))
         return x, done
 
-    reads = [r for r in fast.run_replicas(read, num_reads, threads) if r is not None]
+    reads = fast.run_replicas(read, num_reads, threads)
     samples = np.array([x for x, _ in reads], dtype=np.uint8)
     info = {
         "engine": "numba",
@@ -125,13 +124,12 @@ def tabu(q: Qubo, settings: TabuSettings, *, seed: int, deadline: Deadline, thre
     n = c.shape[0]
     s = settings
     params = np.array([s.tenure, max(1, s.spread), s.stall, *s.restart_flips], dtype=np.int64)
-    streams = fast.replica_streams(seed, s.num_chains)
     found = threading.Event()
     timed_out = threading.Event()
     started = time.perf_counter()
 
     def chain(r: int) -> tuple[np.ndarray, float, float, int, int]:
-        gen, rng = streams[r]
+        gen, rng = fast.replica_stream(seed, r)
         x = gen.integers(0, 2, size=n).astype(np.int8)
         g = fast.fields(c, csr, x)
         f = _energy(c, g, x)
