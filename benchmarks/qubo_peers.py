@@ -230,9 +230,9 @@ def main() -> int:
     parser.add_argument(
         "--sa-reads",
         type=int,
-        default=10**6,
+        default=1000,
         help="reads of the annealers "
-        "in the bqp2500 and gset families (default: as many as the budget allows)",
+        "in the bqp2500 and gset families (1000: enough that the budget ends the call)",
     )
     parser.add_argument("--gset", default=None, help="G-set graphs, e.g. 6,7,8 (default 1..count)")
     args = parser.parse_args()

@@ -17,7 +17,7 @@ from qslm.testing import SolverConformance, random_qubo
 
 pytest.importorskip("numba")
 
-from qslm.qubo import fast, kernels  # noqa: E402
+from qslm.qubo import fast, kernels
 
 
 def _sparse_problem(n: int = 60, seed: int = 0) -> Qubo:
