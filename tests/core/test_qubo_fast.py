@@ -165,3 +165,9 @@ def test_core_works_without_numba():
         "        raise SystemExit('engine numba without numba did not fail')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_listing_does_not_import_numba():
+    from qslm.testing import check_listing_is_light
+
+    check_listing_is_light(heavy=("numba", "qslm.qubo.kernels"))

@@ -62,3 +62,24 @@ def test_proves_bqp50_1(shared_dir):
     result = HighsSolver().solve(read_qubo(path, sense="max"), time_limit=60)
     assert result.info["optimal"] and result.best_energy == 2098  # Beasley's proven optimum
     np.testing.assert_array_equal(result.samples.shape, (1, 50))
+
+
+def test_qslm_solve_json_is_clean(tmp_path, qslm_cmd):
+    import json
+    import subprocess
+
+    from qslm.qubo.io import write_qubo
+
+    q = random_qubo(12, seed=3, sense="max")
+    write_qubo(q, tmp_path / "p.qubo")
+    # A fresh process: HiGHS prints its banner on the first construction there.
+    args = ["solve", str(tmp_path / "p.qubo"), "--maximize", "--solver", "exact.highs", "--json"]
+    out = subprocess.run(
+        [*qslm_cmd, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    assert result["energy"] == pytest.approx(brute_force(q)[0])
+    assert result["info"]["optimal"] is True

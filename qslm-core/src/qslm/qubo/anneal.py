@@ -7,6 +7,11 @@ coupled, and relabelled so each class is a contiguous slice; a Metropolis update
 class is then exact (its members do not interact) and costs a handful of numpy calls for all
 ``num_reads`` replicas at once, with the local fields kept up to date by one matrix product.
 A sweep visits every class once. A final steepest descent puts every read in a local minimum.
+
+That is the numpy engine. With numba installed (``qslm-core[fast]``) the default engine is
+the compiled one in :mod:`qslm.qubo.fast_solvers` (sparse storage, one replica per thread);
+``engine = "numpy"`` keeps this one, which is also the reference the kernels are tested
+against.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ best move that is not tabu (or that beats the best energy found so far: aspirati
 updates the fields with one row of the coupling matrix per chain. A chain that has not
 improved its own best for ``stall`` iterations restarts from a perturbed copy of the best
 solution found by any chain, or from a random one.
+
+That is the numpy engine. With numba installed (``qslm-core[fast]``) the default engine is
+the compiled one in :mod:`qslm.qubo.fast_solvers` (sparse storage, one replica per thread);
+``engine = "numpy"`` keeps this one, which is also the reference the kernels are tested
+against.
 """
 
 from __future__ import annotations
