@@ -19,6 +19,8 @@ BACKENDS = {
     "qiskit": "qslm-backend-qiskit",
     "azure": "qslm-backend-azure",
     "unsloth": "qslm-unsloth",
+    "exact": "qslm-solver-exact",
+    "openjij": "qslm-solver-openjij",
 }
 ALL_PLUGINS = list(BACKENDS.values())
 EXTRAS = {"qiskit": "[ibm]"}  # fake IBM backends, used offline by the tests, come with the extra

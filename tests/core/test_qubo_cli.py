@@ -113,6 +113,12 @@ def test_bench_solvers_json_uses_the_readme_table(runner, tmp_path):
     # An unreachable best-known value: never reached, TTS infinite (null in JSON).
     assert rows["toy_2", "exact"]["success"] == 0 and rows["toy_2", "exact"]["tts_s"] is None
     assert rows["toy_2", "exact"]["gap"] > 0
+    # exact proved the optimum: the gap to it is 0 though the best-known value is missed.
+    assert rows["toy_2", "exact"]["gap_to_optimum"] == 0
+    anneal = rows["toy_2", "anneal"]
+    assert anneal["gap_to_optimum"] == pytest.approx(
+        (best[1] - anneal["best"]) / abs(best[1]), abs=1e-12
+    )
 
 
 def test_bench_refuses_the_wrong_sense(runner, bqp50_1):

@@ -2,7 +2,7 @@
 
 The main names are importable from here (lazily, so that importing ``qslm.qubo.plugin`` stays
 cheap): ``Qubo``, ``QuboSolver``, ``SolveResult``, ``Capabilities``, ``read_problem``,
-``solve_with_fallback``, ``solve_race``.
+``solve_with_fallback``, ``solve_race``, ``maxcut_qubo``, ``read_gset``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ _EXPORTS = {
     "write_json": "qslm.qubo.io",
     "solve_with_fallback": "qslm.qubo.portfolio",
     "solve_race": "qslm.qubo.portfolio",
+    "Graph": "qslm.qubo.maxcut",
+    "maxcut_qubo": "qslm.qubo.maxcut",
+    "read_gset": "qslm.qubo.maxcut",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,29 +7,49 @@ coupled, and relabelled so each class is a contiguous slice; a Metropolis update
 class is then exact (its members do not interact) and costs a handful of numpy calls for all
 ``num_reads`` replicas at once, with the local fields kept up to date by one matrix product.
 A sweep visits every class once. A final steepest descent puts every read in a local minimum.
+
+That is the numpy engine. With numba installed (``qslm-core[fast]``) the default engine is
+the compiled one in :mod:`qslm.qubo.fast_solvers` (sparse storage, one replica per thread);
+``engine = "numpy"`` keeps this one, which is also the reference the kernels are tested
+against.
 """
 
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from qslm import __version__
 from qslm.components import Options
+from qslm.qubo import fast
 from qslm.qubo.model import Qubo
 from qslm.qubo.solver import (
     Capabilities,
     Deadline,
+    ProblemTooLarge,
     QuboSolver,
     SolveResult,
     effective_time_limit,
     resolve_seed,
 )
 
-MAX_VARIABLES = 10_000  # the solver keeps a dense n x n coupling matrix
+MAX_VARIABLES = 10_000  # the numpy engine keeps a dense n x n coupling matrix
+Engine = Literal["auto", "numba", "numpy"]
+ENGINE_DOC = """Which implementation runs: "numba" (compiled single-flip kernels on sparse storage,
+replicas over the cores; needs qslm-core[fast]), "numpy" (vectorised over replicas, dense), or
+"auto" (numba when installed)."""
+
+
+def check_numpy_size(solver: str, n: int) -> None:
+    """The numpy engines hold a dense n x n matrix: refuse more than MAX_VARIABLES."""
+    if n > MAX_VARIABLES:
+        raise ProblemTooLarge(
+            f"QUBO solver {solver!r}: the numpy engine holds a dense matrix and takes at most "
+            f"{MAX_VARIABLES} variables, the problem has {n}; install qslm-core[fast] (numba)"
+        )
 
 
 def color_classes(w: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -131,6 +151,12 @@ class AnnealSolver(QuboSolver):
             description="End with a steepest descent, so every read is a local minimum.",
         )
         time_limit: float | None = Field(default=None, gt=0)
+        engine: Engine = Field(default="auto", description=ENGINE_DOC)
+        threads: int | None = Field(
+            default=None,
+            ge=1,
+            description="Threads for the numba engine's reads; default the usable cores.",
+        )
 
         @field_validator("beta_range")
         @classmethod
@@ -139,7 +165,9 @@ class AnnealSolver(QuboSolver):
                 raise ValueError("must be [hot, cold] with 0 < hot <= cold")
             return v
 
-    capabilities: ClassVar[Capabilities] = Capabilities(max_variables=MAX_VARIABLES)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_variables=fast.max_variables(MAX_VARIABLES)
+    )
     name: ClassVar[str] = "anneal"
     version: ClassVar[str] = __version__
 
@@ -155,12 +183,30 @@ class AnnealSolver(QuboSolver):
         n, m = q.num_variables, opts.num_reads
         if n == 0:
             return self.result(qubo, np.zeros((1, 0)), started=started, seed=seed)
+        num_sweeps = opts.num_sweeps or min(1000, max(50, n))
+        if fast.resolve_engine(opts.engine, self.name) == "numba":
+            from qslm.qubo import fast_solvers
+
+            run = fast_solvers.anneal(
+                q,
+                num_reads=m,
+                num_sweeps=num_sweeps,
+                beta_range=tuple(opts.beta_range) if opts.beta_range else None,
+                polish=opts.polish,
+                seed=seed,
+                deadline=deadline,
+                threads=opts.threads,
+            )
+            status = "timeout" if run.timed_out else "ok"
+            return self.result(
+                qubo, run.samples, started=started, seed=seed, status=status, info=run.info
+            )
+        check_numpy_size(self.name, n)
         w_orig = q.coupling_matrix()
         hot, cold = opts.beta_range or default_beta_range(q.linear, w_orig)
         order, bounds = color_classes(w_orig)
         w = np.ascontiguousarray(w_orig[np.ix_(order, order)])
         c = q.linear[order]
-        num_sweeps = opts.num_sweeps or min(1000, max(50, n))
         ratio = (cold / hot) ** (1.0 / max(1, num_sweeps - 1))  # geometric schedule
 
         # Replicas are columns: (n, m) arrays make every colour class a contiguous row slice.
@@ -196,5 +242,11 @@ class AnnealSolver(QuboSolver):
             steepest_descent(s64, g64, w)
         samples = np.empty((m, n), dtype=np.uint8)
         samples[:, order] = s64 < 0
-        info = {"num_reads": m, "sweeps": sweeps, "beta_range": [hot, cold], "colors": len(bounds)}
+        info = {
+            "engine": "numpy",
+            "num_reads": m,
+            "sweeps": sweeps,
+            "beta_range": [hot, cold],
+            "colors": len(bounds),
+        }
         return self.result(qubo, samples, started=started, seed=seed, status=status, info=info)

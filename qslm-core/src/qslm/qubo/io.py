@@ -72,12 +72,17 @@ def read_json(path: str | Path, *, sense: Sense | None = None) -> Qubo:
 
 def _read_text(path: Path) -> str:
     try:
+        if path.suffix.lower() == ".gz":  # large instances ship compressed (bqp2500_K.qubo.gz)
+            import gzip
+
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                return f.read()
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, expected a QUBO file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
 
 
