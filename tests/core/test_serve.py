@@ -73,17 +73,21 @@ def metrics_of(text: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_health(url):
+def test_health(url, loaded):
     r = httpx.get(f"{url}/health")
     assert r.status_code == 200
-    assert r.json() | {"in_progress": 0} == {
+    data = r.json()
+    assert {k: data[k] for k in ("status", "build", "kind", "context_length")} == {
         "status": "ok",
         "build": "tiny@v1",
         "kind": "full",
         "context_length": 256,
-        "max_concurrency": 2,
-        "in_progress": 0,
     }
+    assert (data["max_concurrency"], data["batching"], data["max_batch"]) == (2, True, 2)
+    (only,) = data["builds"]
+    assert only["id"] == "tiny@v1" and only["loaded"] and only["kind"] == "full"
+    # Weights of the tiny model, float32: parameters plus buffers (rotary frequencies).
+    assert only["weights_bytes"] >= 4 * sum(p.numel() for p in loaded.model.parameters())
 
 
 def test_generate_returns_the_models_text(url, loaded):
@@ -217,7 +221,7 @@ def test_a_burst_beyond_the_bound_gets_429_at_once(loaded):
     slowest_ok = max(t for code, t, _ in results if code == 200)
     assert all(t < slowest_ok for code, t, _ in results if code == 429)  # refused, not queued
     assert all(d["tokens"] == 250 for c, _, d in results if c == 200)
-    assert all("busy: 1 generations running" in d["error"] for c, _, d in results if c == 429)
+    assert all("busy: 1 of 1 generations running" in d["error"] for c, _, d in results if c == 429)
     assert metrics[("qslm_rejected_busy_total", ())] == codes.count(429)
     assert metrics[("qslm_requests_total", (("path", "/v1/generate"), ("status", "429")))] == (
         codes.count(429)
