@@ -178,6 +178,7 @@ class Batcher:
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.batches = 0
         self.rows = 0
+        self.cancelled = 0  # requests stopped early because their client went away
         self.threads = [
             threading.Thread(target=self._work, name=f"qslm-batch-{i}", daemon=True)
             for i in range(max(1, workers))
@@ -264,6 +265,7 @@ class Batcher:
         self.rows += len(jobs)
         for job in jobs:
             reason = job.done or "length"
+            self.cancelled += reason == "cancelled"
             text = job.text
             if text is None:
                 text = self.tokenizer.decode(job.generated, skip_special_tokens=True)

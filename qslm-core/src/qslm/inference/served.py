@@ -23,20 +23,22 @@ def resolve_specs(specs: list[str], output: Path) -> list[Path]:
     from qslm.train.base_model import build_by_version
 
     paths: list[Path] = []
+    seen: dict[Path, str] = {}
     for spec in specs:
         folder = Path(spec)
         if folder.is_dir() and not (folder / "manifest.json").is_file() and pipeline_names(folder):
-            paths.extend(resolve_build(f"{n}@current", folder) for n in pipeline_names(folder))
+            found = [resolve_build(f"{n}@current", folder) for n in pipeline_names(folder)]
         elif "@" in spec and "/" in spec and not (folder / "manifest.json").is_file():
-            paths.append(build_by_version(spec, Path.cwd(), f"BUILD {spec}"))
+            found = [build_by_version(spec, Path.cwd(), f"BUILD {spec}")]
         else:
-            paths.append(resolve_build(spec, output))
-    seen: dict[Path, str] = {}
-    for spec, path in zip(specs, paths, strict=False):
-        key = path.resolve()
-        if key in seen:
-            raise ConfigError(f"BUILD {spec}: the same build as {seen[key]}; name each build once")
-        seen[key] = spec
+            found = [resolve_build(spec, output)]
+        for path in found:
+            if path.resolve() in seen:
+                raise ConfigError(
+                    f"BUILD {spec}: the same build as {seen[path.resolve()]}; name each build once"
+                )
+            seen[path.resolve()] = spec
+            paths.append(path)
     return paths
 
 

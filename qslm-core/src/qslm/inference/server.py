@@ -35,6 +35,7 @@ from qslm.inference.batching import Job, Sampling
 from qslm.inference.generation import GenerationParams
 from qslm.inference.limits import OPENAI_PATHS, Guard
 from qslm.inference.openai_routes import ApiError, Routes, Slots
+from qslm.inference.openai_schema import ChatRequest, CompletionRequest
 from qslm.inference.served import ServedBuilds
 
 log = logging.getLogger("qslm.serve")
@@ -140,13 +141,15 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+def _field_errors(
+    exc: RequestValidationError, allowed: Any = GenerateRequest.model_fields
+) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         message = str(err.get("msg", "invalid"))
         if err.get("type") == "extra_forbidden":
-            message = "unknown field (allowed: " + ", ".join(GenerateRequest.model_fields) + ")"
+            message = "unknown field (allowed: " + ", ".join(allowed) + ")"
         out.append({"field": ".".join(loc) or "body", "message": message})
     return out
 
@@ -165,8 +168,9 @@ def render_error(
     return _error(status, message)
 
 
-def _openai_invalid(exc: RequestValidationError) -> JSONResponse:
-    errors = _field_errors(exc)
+def _openai_invalid(path: str, exc: RequestValidationError) -> JSONResponse:
+    model = ChatRequest if path == "/v1/chat/completions" else CompletionRequest
+    errors = _field_errors(exc, model.model_fields)
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return ApiError(400, "the body is not valid JSON", code="invalid_json").response()
     shown = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
@@ -206,7 +210,7 @@ def create_app(source: Any, settings: ServeSettings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         if _is_openai(request.url.path):
-            return _openai_invalid(exc)
+            return _openai_invalid(request.url.path, exc)
         errors = _field_errors(exc)
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return _error(400, "the body is not valid JSON", errors=errors)
