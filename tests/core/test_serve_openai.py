@@ -8,7 +8,6 @@ import asyncio
 import json
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 

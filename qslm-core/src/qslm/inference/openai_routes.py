@@ -17,7 +17,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from qslm.errors import QslmError
 from qslm.inference.batching import Finished, Job, Sampling
-from qslm.inference.openai_schema import ChatRequest, CompletionRequest
+from qslm.inference.openai_schema import (
+    ERROR_RESPONSES,
+    ChatCompletion,
+    ChatRequest,
+    Completion,
+    CompletionRequest,
+    ModelList,
+)
 from qslm.inference.openai_schema import Sampling as SamplingFields
 from qslm.inference.served import ServedBuild
 
@@ -203,9 +210,16 @@ class Routes:
         self.served, self.slots, self.metrics = served, slots, metrics
         self.max_prompt_chars = max_prompt_chars
         self.router = APIRouter()
-        self.router.add_api_route("/v1/models", self.models, methods=["GET"])
-        self.router.add_api_route("/v1/chat/completions", self.chat, methods=["POST"])
-        self.router.add_api_route("/v1/completions", self.completions, methods=["POST"])
+        route = self.router.add_api_route
+        errors = ERROR_RESPONSES
+        route(
+            "/v1/models", self.models, methods=["GET"], response_model=ModelList, responses=errors
+        )
+        for path, endpoint, model in [
+            ("/v1/chat/completions", self.chat, ChatCompletion),
+            ("/v1/completions", self.completions, Completion),
+        ]:
+            route(path, endpoint, methods=["POST"], response_model=model, responses=errors)
 
     async def models(self) -> dict[str, Any]:
         """The builds served, one entry per model id and alias."""
