@@ -4,7 +4,7 @@ from-scratch model (6 layers x 384 hidden, random weights: decoding cost does no
 training), all in one run. Each configuration is a fresh `qslm serve` subprocess.
 
     python benchmarks/serve_load.py builds/quickstart@current
-    python benchmarks/serve_load.py --url http://127.0.0.1:8000 --model quickstart  # a running server
+    python benchmarks/serve_load.py --url http://127.0.0.1:8000 --model quickstart  # running
 
 Every request is a seeded sample (temperature 0.8) of --max-tokens tokens from
 POST /v1/completions. Prints the machine, versions and settings beside the numbers.
@@ -160,7 +160,10 @@ def matrix(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="qslm-bench-"))
     models = [(build.parent.name, build), ("scratch-6x384", big_model(build, tmp))]
     header(args)
-    print("\n| model | batching | concurrency | req/s | tokens/s | p50 ms | p95 ms | p99 ms | status |")
+    columns = (
+        "model | batching | concurrency | req/s | tokens/s | p50 ms | p95 ms | p99 ms | status"
+    )
+    print(f"\n| {columns} |")
     print("|---|---|---|---|---|---|---|---|---|")
     results = {}
     for label, path in models:

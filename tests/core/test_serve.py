@@ -315,13 +315,18 @@ def test_load_run_200_requests_at_concurrency_8_has_no_5xx(loaded):
     assert m[("qslm_requests_total", (("path", "/v1/generate"), ("status", "200")))] == 200
 
 
-def test_qslm_serve_cli_with_api_key(tiny_model_build):
+def test_qslm_serve_cli_with_api_key_and_two_builds(tiny_model_build, tmp_path):
+    """`qslm serve FOLDER builds/NAME@current` as a user runs it: both builds are served."""
+    from conftest import save_tiny_build
+
+    save_tiny_build(tmp_path / "builds", "second")
     port = free_port()
     env = {**os.environ, "QSLM_API_KEY": KEY}
-    cmd = [sys.executable, "-m", "qslm.cli", "serve", str(tiny_model_build), "--port", str(port)]
+    args = ["serve", str(tiny_model_build), "builds/second@current", "--port", str(port)]
     code = "from qslm.cli import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *cmd[3:]],
+        [sys.executable, "-c", code, *args],
+        cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -343,6 +348,13 @@ def test_qslm_serve_cli_with_api_key(tiny_model_build):
         assert httpx.post(f"{url}/v1/generate", json=body).status_code == 401
         ok = httpx.post(f"{url}/v1/generate", json=body, headers={"x-api-key": KEY})
         assert ok.status_code == 200 and ok.json()["tokens"] == 3
+        auth = {"authorization": f"Bearer {KEY}"}
+        models = httpx.get(f"{url}/v1/models", headers=auth).json()["data"]
+        assert {"tiny@v1", "second@v1", "second@current"} <= {m["id"] for m in models}
+        for model in ("tiny@v1", "second@current"):
+            body = {"model": model, "prompt": "the cat", "max_tokens": 2}
+            r = httpx.post(f"{url}/v1/completions", json=body, headers=auth)
+            assert r.status_code == 200 and r.json()["model"] == model, r.text
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)

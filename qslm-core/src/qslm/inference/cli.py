@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from qslm.errors import ConfigError, QslmError
+from qslm.inference.chat import SIMPLE_ASSISTANT, SIMPLE_USER, chat_prompt  # noqa: F401
 
 _output_option = click.option(
     "--output",
@@ -89,25 +90,6 @@ def generate_command(
     streamer = TextStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
     result = generate(loaded.model, loaded.tokenizer, prompt, params, streamer=streamer)
     click.echo(f"[{result.tokens} tokens]", err=True)
-
-
-SIMPLE_USER, SIMPLE_ASSISTANT = "User:", "Assistant:"
-
-
-def chat_prompt(tokenizer: Any, turns: list[dict[str, str]]) -> tuple[str, list[str] | None]:
-    """The prompt for a conversation, and the strings that end the assistant's turn.
-
-    The tokenizer's chat template when it has one (the build was tuned on it); otherwise a
-    plain ``User: ... / Assistant: ...`` transcript that stops where the model starts the
-    next user turn.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        return text, None
-    lines = [
-        f"{SIMPLE_USER if t['role'] == 'user' else SIMPLE_ASSISTANT} {t['content']}" for t in turns
-    ]
-    return "\n".join(lines) + f"\n{SIMPLE_ASSISTANT}", [f"\n{SIMPLE_USER}"]
 
 
 @click.command("chat")

@@ -58,7 +58,7 @@ def chat_prompt_for(build: ServedBuild, turns: list[dict[str, str]]) -> tuple[st
     template its ``lora`` trainer tuned on (recorded in the manifest), else the tokenizer's chat
     template, else the plain ``User:/Assistant:`` transcript of ``qslm chat``."""
     from qslm.data.formatting import generation_prompt
-    from qslm.inference.cli import chat_prompt
+    from qslm.inference.chat import chat_prompt
 
     if build.template is not None:
         try:

@@ -174,10 +174,16 @@ class ServedBuilds:
         self.builds = [self._describe(path) for path in paths]
         self.by_id: dict[str, ServedBuild] = {}
         for build in self.builds:
-            for name in [build.id, *build.aliases]:
-                other = self.by_id.setdefault(name, build)
-                if other is not build and name == build.id:
-                    raise ConfigError(f"{build.path} and {other.path} are both model {name!r}")
+            other = self.by_id.setdefault(build.id, build)
+            if other is not build:
+                raise ConfigError(f"{build.path} and {other.path} are both model {build.id!r}")
+        # Aliases: a build that is its pipeline's current one claims the bare name first.
+        current_first = sorted(
+            self.builds, key=lambda b: not any("@current" in a for a in b.aliases)
+        )
+        for build in current_first:
+            for name in build.aliases:
+                self.by_id.setdefault(name, build)
         self.groups = self._group()
         if eager:
             for group in self.groups:
