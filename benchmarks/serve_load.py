@@ -106,12 +106,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(build: Path, batching: bool, max_concurrency: int) -> tuple[subprocess.Popen, str]:
+def serve(
+    build: Path, batching: bool, max_concurrency: int, threads: int | None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     qslm = shutil.which("qslm") or sys.exit("qslm is not on PATH")
     cmd = [qslm, "serve", str(build), "--port", str(port)]
     cmd += ["--max-concurrency", str(max_concurrency)]
     cmd += [] if batching else ["--no-batching"]
+    cmd += ["--torch-threads", str(threads)] if threads else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -140,7 +143,8 @@ def header(args: argparse.Namespace) -> None:
     print(f"versions: {versions}")
     print(
         f"settings: max_tokens {args.max_tokens}, temperature 0.8 seeded, requests per level "
-        f"{args.requests_per_slot} x concurrency (at least 16), concurrency {args.concurrency}"
+        f"{args.requests_per_slot} x concurrency (at least 16), concurrency {args.concurrency}, "
+        f"torch threads {args.torch_threads or 'qslm serve default'}"
     )
 
 
@@ -168,7 +172,7 @@ def matrix(args: argparse.Namespace) -> None:
     results = {}
     for label, path in models:
         for batching in (False, True):
-            proc, url = serve(path, batching, max(args.concurrency))
+            proc, url = serve(path, batching, max(args.concurrency), args.torch_threads)
             try:
                 load(url, path.parent.name, 4, 2, args.max_tokens)  # warm-up
                 for c in args.concurrency:
@@ -198,6 +202,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests-per-slot", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--torch-threads", type=int, help="qslm serve --torch-threads (default: its own)"
+    )
     args = parser.parse_args()
     if args.url:
         header(args)

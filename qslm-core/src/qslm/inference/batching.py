@@ -19,6 +19,7 @@ from __future__ import annotations
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -169,11 +170,21 @@ class Batcher:
     """Decodes queued :class:`Job` s in batches of up to ``max_batch`` on ``workers`` threads.
 
     ``max_batch=1`` with several workers is the unbatched server (one ``generate`` per request,
-    run side by side); one worker with ``max_batch=N`` batches.
+    run side by side); one worker with ``max_batch=N`` batches, waiting up to ``gather_s``
+    after the first queued request for others to join it.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int, workers: int = 1) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch: int,
+        workers: int = 1,
+        gather_s: float = 0.02,
+    ) -> None:
         self.model, self.tokenizer, self.max_batch = model, tokenizer, max(1, max_batch)
+        self.gather_s = gather_s if self.max_batch > 1 else 0.0
         self.end_ids = end_of_turn_ids(model, tokenizer)
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.batches = 0
@@ -200,9 +211,13 @@ class Batcher:
         if first is None:
             return None
         batch = [first]
+        # Wait a moment for more: clients whose answers came in the last batch send their next
+        # requests within milliseconds, and without this window a lone early request would be
+        # decoded alone while they wait for it, cohort after cohort.
+        deadline = time.monotonic() + self.gather_s
         while len(batch) < self.max_batch:
             try:
-                job = self.queue.get_nowait()
+                job = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if job is None:  # closing: let this batch finish, then stop

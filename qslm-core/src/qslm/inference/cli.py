@@ -184,6 +184,12 @@ def chat_command(
     help="Load every build at start, or each on its first request.",
 )
 @click.option(
+    "--torch-threads",
+    default=None,
+    type=click.IntRange(1),
+    help="torch intra-op threads (default: the usable CPUs / the generating threads).",
+)
+@click.option(
     "--cache-size",
     default=256,
     show_default=True,

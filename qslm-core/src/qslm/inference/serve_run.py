@@ -50,6 +50,7 @@ def serve(
     batching: bool,
     max_batch: int | None,
     load: str,
+    torch_threads: int | None,
     cache_size: int,
     max_prompt_chars: int,
     max_connections: int,
@@ -77,7 +78,9 @@ def serve(
         body_timeout_s=timeouts[1],
     )
     size, workers = settings.batcher_shape()
-    torch.set_num_threads(torch_threads_for(workers, usable_cpus()))
+    # On a machine shared with other jobs, fewer threads than cores can be much faster: an op
+    # split over 2 threads waits for whichever was preempted (docs/serving.md, "Measured").
+    torch.set_num_threads(torch_threads or torch_threads_for(workers, usable_cpus()))
     for path in paths:
         click.echo(f"{'loading' if load == 'eager' else 'serving'} {path} ...", err=True)
     served = ServedBuilds(paths, max_batch=size, workers=workers, eager=load == "eager")
