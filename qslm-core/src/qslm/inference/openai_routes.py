@@ -60,7 +60,7 @@ def chat_prompt_for(build: ServedBuild, turns: list[dict[str, str]]) -> tuple[st
     from qslm.data.formatting import generation_prompt
     from qslm.inference.chat import chat_prompt
 
-    if build.template is not None:
+    if build.template not in (None, "plain"):  # a plain-text tune has no prompt format
         try:
             return generation_prompt({"messages": turns}, build.template, build.tokenizer), []
         except QslmError as exc:
