@@ -9,8 +9,9 @@ request from torch's global RNG inside one background loop, so a seeded request'
 on which other requests share its batch (seeds would not reproduce), and on the CPU its paged
 eager attention decoded 32 requests at 1062 tokens/s against 1304 for one padded ``generate``
 call (benchmarks/batching_engines.py, docs/serving.md). Per-row processors and stopping
-criteria are the library's own extension points for ``generate``; the only scheduling written here is the queue
-that groups waiting requests, because ``generate`` takes a batch, not a stream of requests.
+criteria are the library's own extension points for ``generate``; the only scheduling written
+here is the queue that groups waiting requests, because ``generate`` takes a batch, not a
+stream of requests.
 A request arriving while a batch runs waits for the next batch (no joining mid-decode).
 """
 
