@@ -116,12 +116,12 @@ def test_connections_beyond_the_cap_get_503_and_idle_ones_close(served):
     with serving(create_app(served, ServeSettings()), max_connections=3, timeouts=(30, 30, 1)) as s:
         idle = [socket.create_connection(s) for _ in range(3)]
         try:
-            time.sleep(0.2)
+            time.sleep(1.0)  # let the server accept all three
             assert httpx.get(f"http://{s[0]}:{s[1]}/health").status_code == 503
         finally:
             for sock in idle:
                 sock.close()
-        time.sleep(0.2)
+        time.sleep(0.5)
         with httpx.Client() as client:
             assert client.get(f"http://{s[0]}:{s[1]}/health").status_code == 200
             time.sleep(1.5)  # past the keep-alive timeout: the server closed the connection

@@ -325,7 +325,7 @@ def test_disconnect_mid_stream_frees_the_slot(url, served):
 
 def test_64_connections_against_8_slots_then_back_to_idle(served):
     app = create_app(served, ServeSettings(max_concurrency=8, retry_after_s=2))
-    body = {"model": "tiny", "prompt": "the cat", "max_tokens": 30, "temperature": 0}
+    body = {"model": "tiny", "prompt": "the cat", "max_tokens": 120, "temperature": 0}
     with running(app) as u:
         idle = httpx.get(f"{u}/health").json()
 
