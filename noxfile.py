@@ -57,6 +57,8 @@ def core(session: nox.Session) -> None:
     check conversions against): proves no backend is installed, then runs tests/core."""
     install(session, "torch==2.13.0")
     install(session, "./qslm-core[all]", "pytest", "httpx", "dimod", "scikit-learn")
+    # The official OpenAI client drives `qslm serve` in the tests; Schemathesis fuzzes its schema.
+    install(session, "openai==3.57.0", "schemathesis==4.32.5")
     assert_not_installed(session, ALL_PLUGINS)
     session.run("pytest", "tests/core", *session.posargs)
 

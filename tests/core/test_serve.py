@@ -73,17 +73,21 @@ def metrics_of(text: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_health(url):
+def test_health(url, loaded):
     r = httpx.get(f"{url}/health")
     assert r.status_code == 200
-    assert r.json() | {"in_progress": 0} == {
+    data = r.json()
+    assert {k: data[k] for k in ("status", "build", "kind", "context_length")} == {
         "status": "ok",
         "build": "tiny@v1",
         "kind": "full",
         "context_length": 256,
-        "max_concurrency": 2,
-        "in_progress": 0,
     }
+    assert (data["max_concurrency"], data["batching"], data["max_batch"]) == (2, True, 2)
+    (only,) = data["builds"]
+    assert only["id"] == "tiny@v1" and only["loaded"] and only["kind"] == "full"
+    # Weights of the tiny model, float32: parameters plus buffers (rotary frequencies).
+    assert only["weights_bytes"] >= 4 * sum(p.numel() for p in loaded.model.parameters())
 
 
 def test_generate_returns_the_models_text(url, loaded):
@@ -217,7 +221,7 @@ def test_a_burst_beyond_the_bound_gets_429_at_once(loaded):
     slowest_ok = max(t for code, t, _ in results if code == 200)
     assert all(t < slowest_ok for code, t, _ in results if code == 429)  # refused, not queued
     assert all(d["tokens"] == 250 for c, _, d in results if c == 200)
-    assert all("busy: 1 generations running" in d["error"] for c, _, d in results if c == 429)
+    assert all("busy: 1 of 1 generations running" in d["error"] for c, _, d in results if c == 429)
     assert metrics[("qslm_rejected_busy_total", ())] == codes.count(429)
     assert metrics[("qslm_requests_total", (("path", "/v1/generate"), ("status", "429")))] == (
         codes.count(429)
@@ -311,13 +315,18 @@ def test_load_run_200_requests_at_concurrency_8_has_no_5xx(loaded):
     assert m[("qslm_requests_total", (("path", "/v1/generate"), ("status", "200")))] == 200
 
 
-def test_qslm_serve_cli_with_api_key(tiny_model_build):
+def test_qslm_serve_cli_with_api_key_and_two_builds(tiny_model_build, tmp_path):
+    """`qslm serve FOLDER builds/NAME@current` as a user runs it: both builds are served."""
+    from conftest import save_tiny_build
+
+    save_tiny_build(tmp_path / "builds", "second")
     port = free_port()
     env = {**os.environ, "QSLM_API_KEY": KEY}
-    cmd = [sys.executable, "-m", "qslm.cli", "serve", str(tiny_model_build), "--port", str(port)]
+    args = ["serve", str(tiny_model_build), "builds/second@current", "--port", str(port)]
     code = "from qslm.cli import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *cmd[3:]],
+        [sys.executable, "-c", code, *args],
+        cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -339,6 +348,13 @@ def test_qslm_serve_cli_with_api_key(tiny_model_build):
         assert httpx.post(f"{url}/v1/generate", json=body).status_code == 401
         ok = httpx.post(f"{url}/v1/generate", json=body, headers={"x-api-key": KEY})
         assert ok.status_code == 200 and ok.json()["tokens"] == 3
+        auth = {"authorization": f"Bearer {KEY}"}
+        models = httpx.get(f"{url}/v1/models", headers=auth).json()["data"]
+        assert {"tiny@v1", "second@v1", "second@current"} <= {m["id"] for m in models}
+        for model in ("tiny@v1", "second@current"):
+            body = {"model": model, "prompt": "the cat", "max_tokens": 2}
+            r = httpx.post(f"{url}/v1/completions", json=body, headers=auth)
+            assert r.status_code == 200 and r.json()["model"] == model, r.text
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)

@@ -6,7 +6,6 @@ imported inside the commands.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import click
 
 from qslm.errors import ConfigError, QslmError
+from qslm.inference.chat import SIMPLE_ASSISTANT, SIMPLE_USER, chat_prompt  # noqa: F401
 
 _output_option = click.option(
     "--output",
@@ -92,25 +92,6 @@ def generate_command(
     click.echo(f"[{result.tokens} tokens]", err=True)
 
 
-SIMPLE_USER, SIMPLE_ASSISTANT = "User:", "Assistant:"
-
-
-def chat_prompt(tokenizer: Any, turns: list[dict[str, str]]) -> tuple[str, list[str] | None]:
-    """The prompt for a conversation, and the strings that end the assistant's turn.
-
-    The tokenizer's chat template when it has one (the build was tuned on it); otherwise a
-    plain ``User: ... / Assistant: ...`` transcript that stops where the model starts the
-    next user turn.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        return text, None
-    lines = [
-        f"{SIMPLE_USER if t['role'] == 'user' else SIMPLE_ASSISTANT} {t['content']}" for t in turns
-    ]
-    return "\n".join(lines) + f"\n{SIMPLE_ASSISTANT}", [f"\n{SIMPLE_USER}"]
-
-
 @click.command("chat")
 @click.argument("build")
 @_sampling_options
@@ -173,80 +154,92 @@ def chat_command(
 
 
 @click.command("serve")
-@click.argument("build")
+@click.argument("builds", nargs=-1, required=True, metavar="BUILD [BUILD ...]")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--max-concurrency",
-    default=2,
+    default=8,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Generations at once; more get 429 at once.",
+    help="Generations at once, all builds together; more get 429 at once.",
+)
+@click.option(
+    "--batching/--no-batching",
+    default=True,
+    show_default=True,
+    help="Decode waiting requests together in one forward pass (off: one at a time each).",
+)
+@click.option(
+    "--max-batch",
+    default=None,
+    type=click.IntRange(1, 256),
+    help="Most requests in one batch (default: --max-concurrency).",
+)
+@click.option(
+    "--load",
+    type=click.Choice(["eager", "lazy"]),
+    default="eager",
+    show_default=True,
+    help="Load every build at start, or each on its first request.",
+)
+@click.option(
+    "--torch-threads",
+    default=None,
+    type=click.IntRange(1),
+    help="torch intra-op threads (default: the usable CPUs / the generating threads).",
 )
 @click.option(
     "--cache-size",
     default=256,
     show_default=True,
     type=click.IntRange(0),
-    help="LRU entries for deterministic requests (greedy or seeded); 0 = off.",
+    help="LRU entries for deterministic POST /v1/generate requests; 0 = off.",
 )
 @click.option(
     "--max-prompt-chars",
     default=4000,
     show_default=True,
     type=click.IntRange(1),
-    help="Longer prompts get 422.",
+    help="Longer prompts are refused; the body limit is 4 bytes a character plus 4 KiB.",
+)
+@click.option(
+    "--max-connections",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections at once; more get 503 from uvicorn.",
+)
+@click.option(
+    "--timeout",
+    "timeouts",
+    default=(10.0, 30.0, 5.0),
+    show_default=True,
+    type=(float, float, float),
+    metavar="HEADERS BODY KEEPALIVE",
+    help="Seconds for a request's headers, for its body, and idle keep-alive.",
 )
 @_output_option
-def serve_command(
-    build: str,
-    host: str,
-    port: int,
-    max_concurrency: int,
-    cache_size: int,
-    max_prompt_chars: int,
-    output: str | None,
-) -> None:
-    """Serve BUILD over HTTP: POST /v1/generate, GET /health, GET /metrics.
+def serve_command(builds: tuple[str, ...], output: str | None, **options: Any) -> None:
+    """Serve BUILDs over HTTP with the OpenAI API (GET /v1/models, POST /v1/chat/completions,
+    POST /v1/completions), POST /v1/generate, GET /health and GET /metrics.
 
+    A BUILD is a folder, NAME@vN / NAME@current / NAME@latest (in --output), builds/NAME@vN
+    (as the lora trainer's base_model), or a builds folder (each pipeline's current build).
     Set QSLM_API_KEY to require 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.
     """
     try:
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise QslmError(
             f"qslm serve needs the serve extra ({exc.name} is missing): "
             "pip install 'qslm-core[serve]'"
         ) from None
-    path = _resolve(build, output)
-    loaded = _load(path)
+    from qslm.inference.serve_run import serve
 
-    import torch
-
-    from qslm.inference.server import ServeSettings, create_app, torch_threads_for
-    from qslm.train.callbacks import usable_cpus
-
-    torch.set_num_threads(torch_threads_for(max_concurrency, usable_cpus()))
-    settings = ServeSettings(
-        max_concurrency=max_concurrency,
-        cache_size=cache_size,
-        max_prompt_chars=max_prompt_chars,
-        api_key=os.environ.get("QSLM_API_KEY") or None,
-    )
-    app = create_app(loaded, settings)
-    auth = "API key required" if settings.api_key else "no API key (QSLM_API_KEY unset)"
-    click.echo(
-        f"serving {loaded.label} on http://{host}:{port} ({auth}; {max_concurrency} at once, "
-        f"torch threads {torch.get_num_threads()})",
-        err=True,
-    )
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
-    except OSError as exc:
-        raise QslmError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sys.stdout.flush()
+    serve(list(builds), Path(output or "builds"), **options)
 
 
 @click.command("report")

@@ -76,13 +76,13 @@ def resolve_base(
     if path.exists():
         return _local(path.resolve(), value, key)
     if "@" in value:
-        return _local(_build_by_version(value, base_dir, key).resolve(), value, key)
+        return _local(build_by_version(value, base_dir, key).resolve(), value, key)
     if _HUB_ID.match(value) and not value.startswith((".", "~")):
         return _hub(value, key, path, revision=revision, offline=offline, fetch=fetch)
     raise ConfigError(f"{key}: the base model folder {value!r} does not exist (looked at {path})")
 
 
-def _build_by_version(value: str, base_dir: Path, key: str) -> Path:
+def build_by_version(value: str, base_dir: Path, key: str) -> Path:
     """``builds/NAME@vN`` (or ``@latest``, ``@current``): a build picked by version from the
     builds folder before the ``/`` (relative to the pipeline file), so a pipeline can start
     from whatever build another pipeline last made."""
