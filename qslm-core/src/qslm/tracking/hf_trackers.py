@@ -149,7 +149,9 @@ class TrackioOptions(Options):
     project: str | None = None
     """The trackio project; default: the pipeline's name."""
     dir: str | None = None
-    """trackio's local database folder (``TRACKIO_DIR``); default ``OUTPUT/trackio``."""
+    """trackio's local database folder (``TRACKIO_DIR``); default ``OUTPUT/trackio``. trackio
+    reads it once per process: where it was imported before, its folder stays (the manifest
+    records the one used)."""
 
 
 class TrackioTracker(Tracker):
@@ -164,9 +166,12 @@ class TrackioTracker(Tracker):
     def start(self, ctx: RunContext, run_id: str | None) -> str:
         o = self.options
         assert isinstance(o, TrackioOptions)
-        self.folder = _folder(ctx, o.dir, "trackio")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        os.environ["TRACKIO_DIR"] = str(self.folder)  # read when trackio is first imported
+        folder = _folder(ctx, o.dir, "trackio")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["TRACKIO_DIR"] = str(folder)  # read once, when trackio is first imported
+        import trackio.utils
+
+        self.folder = Path(trackio.utils.TRACKIO_DIR)  # (where it logs if imported before)
         self.project = o.project or ctx.config.name
         self.run_id = _run_name(ctx, run_id)
         return self.run_id
