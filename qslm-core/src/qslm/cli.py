@@ -127,7 +127,9 @@ def options_table(options_model: type) -> list[dict[str, str]]:
 @click.argument("name")
 @click.option(
     "--kind",
-    type=click.Choice(["data_source", "attention", "qubo_solver", "trainer", "evaluator"]),
+    type=click.Choice(
+        ["data_source", "attention", "qubo_solver", "trainer", "evaluator", "tracker"]
+    ),
     help="When NAME is used by several kinds.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the options' JSON schema.")

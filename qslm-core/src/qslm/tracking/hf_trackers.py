@@ -142,7 +142,12 @@ class WandbTracker(Tracker):
         self.run.log_artifact(artifact)
 
     def end(self, status: str) -> None:
+        import wandb
+
         self.run.finish(exit_code=0 if status == FINISHED else 1)
+        # finish() returns before wandb's service has written the last records of the run
+        # file; teardown waits for it (measured: the summary was missing without it)
+        wandb.teardown()
 
 
 class TrackioOptions(Options):
