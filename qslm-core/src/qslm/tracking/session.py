@@ -86,7 +86,10 @@ class Tracking:
         self.run_id = self._call("start", self.tracker.start, ctx, previous)
         if not self.active:
             return
-        write_json(ctx.build_dir / STATE_FILE, self.record())  # for --resume and builds clean
+        # for --resume and builds clean; a full disk here is a tracking failure, not the run's
+        self._call("state", write_json, ctx.build_dir / STATE_FILE, self.record())
+        if not self.active:
+            return
         again = " continues" if previous and self.run_id == previous else ""
         ctx.progress(f"  tracking: {self.name} run {self.run_id}{again}")
         self._call("log_params", self.tracker.log_params, _params(ctx.config.raw))
