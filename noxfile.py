@@ -94,6 +94,15 @@ def e2e(session: nox.Session) -> None:
     session.run("pytest", "tests/e2e", *session.posargs)
 
 
+@nox.session(default=False)
+def trackers(session: nox.Session) -> None:
+    """Opt-in: the W&B (offline) and trackio trackers, not in qslm-core[all] (their installs
+    would put the core session over its time budget); runs tests/core/test_tracking_hf.py."""
+    install(session, "torch==2.13.0")
+    install(session, "./qslm-core[wandb,trackio,tensorboard]", "pytest")
+    session.run("pytest", "tests/core/test_tracking_hf.py", *session.posargs)
+
+
 @nox.session
 def export(session: nox.Session) -> None:
     """qslm export --format gguf checked in llama-cpp-python, which pip builds from source

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qslm.errors import ConfigError, QslmError
+from qslm.secrets import strip_credentials
 
 _VERSION = re.compile(r"^v(\d+)$")
 MANIFEST = "manifest.json"
@@ -35,6 +36,8 @@ def redact(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return strip_credentials(value)  # a tracking URI's user:password@ or ?token=
     return value
 
 

@@ -109,7 +109,9 @@ def plugins(as_json: bool) -> None:
 @click.argument("name")
 @click.option(
     "--kind",
-    type=click.Choice(["data_source", "attention", "qubo_solver", "trainer", "evaluator"]),
+    type=click.Choice(
+        ["data_source", "attention", "qubo_solver", "trainer", "evaluator", "tracker"]
+    ),
     help="When NAME is used by several kinds.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the options' JSON schema.")
@@ -353,6 +355,9 @@ def builds_promote(build: str, output: str | None) -> None:
     store.promote(int(path.name[1:]))
     was = f" (was v{before})" if before else ""
     click.echo(f"{path.parent.name}@current -> {path.name}{was}")
+    from qslm.tracking.publish import promote as promote_tracked
+
+    promote_tracked(path, lambda line: click.echo(line, err=True))  # the registry alias
 
 
 @builds.command("clean")
@@ -379,6 +384,9 @@ def builds_clean(name: str | None, output: str | None, dry_run: bool) -> None:
             try:
                 click.echo(f"{'would remove' if dry_run else 'removed'} {n}/{staging.name}")
                 if not dry_run:
+                    from qslm.tracking.publish import mark_killed
+
+                    mark_killed(staging, lambda line: click.echo(line, err=True))
                     BuildStore.discard(staging)
             finally:
                 lock.close()

@@ -149,6 +149,13 @@ class TrainSection(Options):
     select_modules: dict[str, Any] | None = None
 
 
+class TrackSection(Options):
+    """``[track]``: the experiment tracker (``qslm.tracking``) and its options."""
+
+    backend: str
+    options: dict[str, Any] = {}
+
+
 class PipelineFile(Options):
     pipeline: PipelineSection
     data: DataSection = DataSection()
@@ -156,6 +163,7 @@ class PipelineFile(Options):
     attention: AttentionSection = AttentionSection()
     train: TrainSection = TrainSection()
     evaluate: dict[str, dict[str, Any]] = {"perplexity": {}}
+    track: TrackSection | None = None
 
 
 # --- resolved objects ---------------------------------------------------------------------
@@ -207,6 +215,7 @@ class PipelineConfig:
     select: SelectConfig | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     select_modules: ModuleSelectConfig | None = None  # [train.select_modules]
+    track: ComponentRef | None = None  # [track]; not in components(): its options hold URIs
 
     @property
     def base_dir(self) -> Path:
@@ -374,6 +383,11 @@ def load_pipeline(
         select_modules = parse_config(
             top.train.select_modules, file=file, resolve=resolve, problems=problems
         )
+    track = None
+    if top.track is not None:
+        track = resolve(
+            "tracker", top.track.backend, "track.backend", top.track.options, "track.options"
+        )
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -397,4 +411,5 @@ def load_pipeline(
         select=select,
         raw=raw,
         select_modules=select_modules,
+        track=track,
     )

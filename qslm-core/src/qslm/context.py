@@ -62,6 +62,8 @@ class RunContext:
     """Continue training from the newest complete checkpoint (``qslm run --resume``)."""
     main_process: bool = True
     """False in the ranks other than 0 of a ``qslm run --nproc N`` run: they write no log."""
+    tracking: Any = None
+    """The run's :class:`qslm.tracking.Tracking` when ``[track]`` names a tracker."""
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -78,6 +78,17 @@ def qslm_register_evaluators(register: Register) -> None:
 
 
 @hookspec
+def qslm_register_trackers(register: Register) -> None:
+    """Register experiment trackers: components that record a run's parameters, metrics and
+    artifacts in a tracking service (MLflow, TensorBoard, W&B, ...).
+
+    :param register: ``register(name, target, summary="")``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
 def qslm_register_commands(cli: click.Group) -> None:
     """Add commands to the ``qslm`` command group. Import heavy libraries inside the command.
 

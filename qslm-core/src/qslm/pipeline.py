@@ -59,7 +59,7 @@ def library_versions() -> dict[str, str]:
 def plan(config: PipelineConfig) -> list[dict[str, Any]]:
     """Pre-flight every component: the plan ``qslm validate`` prints, one entry a component."""
     entries = []
-    for ref in config.components():
+    for ref in [*config.components(), *([config.track] if config.track else [])]:
         try:
             notes = ref.create().plan()
         except QslmError as exc:
@@ -91,6 +91,9 @@ def run_pipeline(
     newest complete training checkpoint. ``launch`` runs the training stage in several
     processes (``qslm run --nproc N``).
     """
+    from qslm.tracking import KILLED, Tracking
+
+    tracking = Tracking.for_config(config, progress)  # a missing extra stops us here
     output = config.output or (Path.cwd() / "builds")
     store = BuildStore(output, config.name)
     started = time.time()
@@ -115,6 +118,7 @@ def run_pipeline(
         progress=progress,
         resume=resume,
     )
+    tracking.start(ctx)  # never raises: a failing tracker warns and the run goes on
     try:
         if resume:
             _prepare_resume(ctx)
@@ -125,10 +129,13 @@ def run_pipeline(
         report_or_warn(staging, manifest, progress)  # report.md and plots; never fails a run
         # run.json goes just before the rename: a resume that finds the folder then skips it
         (staging / RUN_STATE).unlink(missing_ok=True)
+        tracking.before_publish(manifest)
         build = store.publish(staging, manifest)
         (build / RUN_LOCK).unlink(missing_ok=True)
+        tracking.finish(build, manifest)
         return build
     except KeyboardInterrupt:
+        tracking.end(KILLED)  # Ctrl-C or SIGTERM; --resume reopens the same run
         if ctx.latest_checkpoint() is not None:
             progress(
                 f"interrupted; the run can go on from {ctx.latest_checkpoint().name}: "
@@ -138,9 +145,11 @@ def run_pipeline(
             store.discard(staging)
         raise
     except BaseException:
+        tracking.end("FAILED")
         store.discard(staging)
         raise
     finally:
+        tracking.close()
         lock.close()
 
 

@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "qslm.qubo.plugin",
     "qslm.train.plugin",
     "qslm.evaluate.plugin",
+    "qslm.tracking.plugin",
 )
 
 # kind -> (hook name, words for messages)
@@ -42,6 +43,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "qubo_solver": ("qslm_register_qubo_solvers", "QUBO solver"),
     "trainer": ("qslm_register_trainers", "trainer"),
     "evaluator": ("qslm_register_evaluators", "evaluator"),
+    "tracker": ("qslm_register_trackers", "tracker"),
 }
 
 # Names that a known qslm package provides, for "pip install ..." hints.

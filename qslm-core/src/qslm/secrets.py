@@ -65,3 +65,19 @@ class Redactor:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+
+
+# userinfo (user:password@) of a URL, and query parameters whose names look like secrets
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+@)")
+_URL_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&](?:token|access_token|api[_-]?key|key|secret|password|sig|signature)=)"
+    r"[^&#\s]+",
+    re.I,
+)
+
+
+def strip_credentials(text: str) -> str:
+    """``text`` with the credentials of every URL in it removed: ``user:pass@`` becomes
+    ``***@`` and secret-looking query values ``***`` (``https://***@host/?token=***``)."""
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    return _URL_SECRET_QUERY.sub(lambda m: f"{m['key']}{MASK}", text)

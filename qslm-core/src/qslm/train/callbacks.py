@@ -30,6 +30,8 @@ class LogToContext:
         return Callback()
 
     def on_log(self, state: Any, logs: dict[str, Any]) -> None:
+        if self.ctx.tracking is not None:  # qslm's callback, not report_to, feeds MLflow
+            self.ctx.tracking.log_step(state.global_step, logs)
         if "loss" not in logs:
             return
         loss = float(logs["loss"])

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
+from qslm.tracking import trainer_arguments
 from qslm.train.base_model import (
     BaseModel,
     fetch_base,
@@ -457,7 +458,7 @@ class LoraTrainer(Trainer):
             bf16=o.bf16,
             include_num_input_tokens_seen="non_padding",
             deepspeed=str(self.resolve_path(o.deepspeed)) if o.deepspeed else None,
-            report_to="none",
+            **trainer_arguments(ctx),  # report_to: [track]'s Trainer integration, or none
             disable_tqdm=True,
             dataloader_pin_memory=False,
             **checkpointing,

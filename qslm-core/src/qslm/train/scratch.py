@@ -23,6 +23,7 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
+from qslm.tracking import trainer_arguments
 from qslm.train.callbacks import LogToContext, usable_cpus
 from qslm.train.packing import pack, record_texts, token_stream
 from qslm.train.quiet import hf_quiet
@@ -287,7 +288,7 @@ class ScratchTrainer(Trainer):
             seed=ctx.seed,
             data_seed=ctx.seed,
             bf16=o.bf16,
-            report_to="none",
+            **trainer_arguments(ctx),  # report_to: [track]'s Trainer integration, or none
             disable_tqdm=True,
             dataloader_pin_memory=False,
         )
