@@ -46,8 +46,10 @@ class QslmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except QslmError as exc:
-            if _debug():
-                raise
+            if _debug():  # the traceback as well, but the same exit code: debug output only
+                import traceback
+
+                traceback.print_exc()
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
@@ -180,6 +182,20 @@ _output_option = click.option(
 )
 
 
+_force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Skip the memory and disk checks (when their estimate misjudges this machine).",
+)
+
+
+def _force(force: bool) -> None:
+    if force:  # the environment, so that --nproc's training processes inherit it
+        from qslm.resources import FORCE_ENV
+
+        os.environ[FORCE_ENV] = "1"
+
+
 def _load(pipeline: str, overrides: tuple[str, ...], output: str | None):
     from qslm.config import load_pipeline
     from qslm.plugins import get_registry
@@ -192,10 +208,12 @@ def _load(pipeline: str, overrides: tuple[str, ...], output: str | None):
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @_set_option
 @_output_option
-def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> None:
+@_force_option
+def validate(pipeline: str, overrides: tuple[str, ...], output: str | None, force: bool) -> None:
     """Resolve every component and option of PIPELINE and print the plan; runs nothing."""
     from qslm.pipeline import plan
 
+    _force(force)
     config, _ = _load(pipeline, overrides, output)
     out = config.output or Path.cwd() / "builds"
     click.echo(f"pipeline {config.name!r} (seed {config.seed}) -> {out / config.name}/vN")
@@ -234,6 +252,7 @@ def validate(pipeline: str, overrides: tuple[str, ...], output: str | None) -> N
     default=None,
     help="Launch the training with `accelerate launch --config_file FILE`.",
 )
+@_force_option
 def run(
     pipeline: str,
     overrides: tuple[str, ...],
@@ -241,11 +260,13 @@ def run(
     resume: bool,
     nproc: int | None,
     accelerate_config: str | None,
+    force: bool,
 ) -> None:
     """Run PIPELINE and publish a new build; prints the build's path as the last line."""
     from qslm.pipeline import run_pipeline
     from qslm.train.launch import Launch
 
+    _force(force)
     launch = None
     if nproc is not None or accelerate_config is not None:
         launch = Launch(
@@ -285,13 +306,15 @@ def builds_list(where: str | None, output: str | None) -> None:
     qslm builds list quickstart      one pipeline in ./builds (or --output)
     The current (promoted) build is marked with *; runs in progress or interrupted follow.
     """
-    from qslm.builds import BuildStore, pipeline_names, read_manifest, staging_status
+    from qslm.builds import (
+        BuildStore,
+        listing_target,
+        pipeline_names,
+        read_manifest,
+        staging_status,
+    )
 
-    name = where
-    # the issue's form `builds list OUTPUT` beside the older `builds list NAME --output`
-    if where and output is None and Path(where).is_dir() and not (Path("builds") / where).is_dir():
-        output, name = where, None
-    root = Path(output or "builds")
+    root, name = listing_target(where, output)
     if not root.is_dir():
         raise QslmError(f"{root}: no builds folder here (name one, or use --output)")
     names = [name] if name else pipeline_names(root)

@@ -126,7 +126,10 @@ class AnnealSolver(QuboSolver):
                 raise ValueError("must be [hot, cold] with 0 < hot <= cold")
             return v
 
-    capabilities: ClassVar[Capabilities] = Capabilities(max_variables=MAX_VARIABLES)
+    # max_energy: the sweeps run in float32 (3.4e38 at most), sums of up to n weights included
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_variables=MAX_VARIABLES, max_energy=1e30
+    )
     name: ClassVar[str] = "anneal"
     version: ClassVar[str] = __version__
 
