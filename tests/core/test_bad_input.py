@@ -360,6 +360,13 @@ def test_14_validate_refuses_corpus_files_run_cannot_read(project, content, frag
     assert_clean_error(result, 2, "corpus.txt: not UTF-8 text (line 1", fragment)
 
 
+def test_14_an_output_path_with_a_nul_is_refused(project):
+    result = invoke(
+        "validate", str(project / "pipeline.toml"), "--set", 'pipeline.output="a\u0000b"'
+    )
+    assert_clean_error(result, 2, "pipeline.output: a path cannot hold a NUL")
+
+
 def test_14_an_empty_path_is_refused(project):
     result = invoke("validate", str(project / "pipeline.toml"), "--set", 'data.options.paths=[""]')
     assert_clean_error(result, 2, "data.options.paths[0]: an empty path")

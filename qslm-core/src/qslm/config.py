@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from qslm.components import Component, Options
 from qslm.errors import ConfigError, QslmError
@@ -111,6 +111,13 @@ class PipelineSection(Options):
     seed: int = Field(0, ge=0, le=2**32 - 1)
     output: str | None = None
     description: str = ""
+
+    @field_validator("output")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\0" in value:  # no file system takes one; run would crash
+            raise ValueError("a path cannot hold a NUL character")
+        return value
 
 
 class DataSection(Options):

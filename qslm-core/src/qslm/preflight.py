@@ -26,6 +26,8 @@ def output_folder(config: PipelineConfig) -> Path:
 def check_output(config: PipelineConfig) -> None:
     """The builds' folder (or the nearest parent that exists) must be a writable folder."""
     target = output_folder(config) / config.name
+    if "\0" in str(target):
+        raise ConfigError(f"output folder {output_folder(config)!r}: a path cannot hold a NUL")
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
