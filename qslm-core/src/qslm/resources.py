@@ -80,7 +80,8 @@ def check_memory(needed: int, what: str, how: str = "") -> None:
     if needed > have:
         raise ResourceError(
             f"{what} needs about {format_bytes(needed)} of memory and this machine has "
-            f"{format_bytes(have)} available{'; ' + how if how else ''} (--force to try anyway)"
+            f"{format_bytes(have)} available{'; ' + how if how else ''} "
+            "(--force or QSLM_FORCE=1 to try anyway)"
         )
 
 
@@ -93,7 +94,7 @@ def check_disk(needed: int, where: Path, what: str) -> None:
         raise ResourceError(
             f"{what} needs about {format_bytes(needed)} of disk in {where} and it has "
             f"{format_bytes(have)} free; free some space or choose another --output "
-            "(--force to try anyway)"
+            "(--force or QSLM_FORCE=1 to try anyway)"
         )
 
 
