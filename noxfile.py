@@ -60,7 +60,7 @@ def core(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def fuzz(session: nox.Session) -> None:
-    """The Hypothesis properties of tests/core/test_fuzz.py with the long profile (40 times
+    """The Hypothesis properties of tests/core/test_fuzz.py with the long profile (20 times
     the core session's examples; nightly-style, not part of a plain `nox`)."""
     install(session, "torch==2.13.0")
     install(session, "./qslm-core", "pytest", "hypothesis")

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = os.environ.get("QSLM_FUZZ_PROFILE", "fast")
 # examples per property: (fast, long); validate-level code only, so an example takes ~10 ms
 # to ~0.2 s (a pipeline validation reads its corpus)
-_SCALE = {"fast": 1, "long": 40}[PROFILE]
+_SCALE = {"fast": 1, "long": 20}[PROFILE]
 HANG_S = 60  # an example taking longer than this is a hang, whatever the machine's load
 
 
