@@ -54,13 +54,25 @@ def assert_not_installed(session: nox.Session, dists: list[str]) -> None:
 @nox.session
 def core(session: nox.Session) -> None:
     """qslm-core alone (with all its extras; httpx as the test client, dimod and scikit-learn to
-    check conversions against): proves no backend is installed, then runs tests/core."""
+    check conversions against, hypothesis for the fuzzing): proves no backend is installed,
+    then runs tests/core."""
     install(session, "torch==2.13.0")
-    install(session, "./qslm-core[all]", "pytest", "httpx", "dimod", "scikit-learn")
+    install(session, "./qslm-core[all]", "pytest", "httpx", "dimod", "scikit-learn", "hypothesis")
     # The official OpenAI client drives `qslm serve` in the tests; Schemathesis fuzzes its schema.
     install(session, "openai==3.57.0", "schemathesis==4.32.5")
     assert_not_installed(session, ALL_PLUGINS)
     session.run("pytest", "tests/core", *session.posargs)
+
+
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """The Hypothesis properties of tests/core/test_fuzz.py with the long profile (20 times
+    the core session's examples; nightly-style, not part of a plain `nox`)."""
+    install(session, "torch==2.13.0")
+    install(session, "./qslm-core", "pytest", "hypothesis")
+    session.run(
+        "pytest", "tests/core/test_fuzz.py", *session.posargs, env={"QSLM_FUZZ_PROFILE": "long"}
+    )
 
 
 @nox.session

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -41,11 +42,23 @@ def redact(value: Any) -> Any:
     return value
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: a bare NaN is not JSON, and other readers
+    (JavaScript, jq, MLflow's REST API) refuse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON durably: a temporary file, fsync, then an atomic rename."""
+    """Write JSON durably (NaN as null): a temporary file, fsync, then an atomic rename."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
+        json.dump(json_safe(data), f, indent=2, sort_keys=False, default=str, allow_nan=False)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -381,6 +394,20 @@ def pipeline_names(output: Path) -> list[str]:
         and not p.name.startswith(".")
         and any(_VERSION.match(c.name) or c.name.startswith(STAGING_PREFIX) for c in p.iterdir())
     )
+
+
+def listing_target(where: str | None, output: str | None) -> tuple[Path, str | None]:
+    """What ``qslm builds list [WHERE] [--output OUTPUT]`` lists: (output folder, pipeline name
+    or None for all). WHERE is an output folder (relative or absolute), a pipeline's own
+    folder of builds, or a pipeline name in ``--output`` (default ``./builds``)."""
+    if where is None or output is not None:
+        return Path(output or "builds"), where
+    given = Path(where)
+    if given.is_dir() and (given.is_absolute() or not (Path("builds") / where).is_dir()):
+        if not pipeline_names(given) and BuildStore(given.parent, given.name).versions():
+            return given.absolute().parent, given.absolute().name  # builds/NAME itself
+        return given, None
+    return Path("builds"), where
 
 
 def compare_builds(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -47,8 +47,10 @@ class QslmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except QslmError as exc:
-            if _debug():
-                raise
+            if _debug():  # the traceback as well, but the same exit code: debug output only
+                import traceback
+
+                traceback.print_exc()
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
@@ -150,6 +152,20 @@ _output_option = click.option(
 )
 
 
+_force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Skip the memory and disk checks (when their estimate misjudges this machine).",
+)
+
+
+def _force(force: bool) -> None:
+    if force:  # the environment, so that --nproc's training processes inherit it
+        from qslm.resources import FORCE_ENV
+
+        os.environ[FORCE_ENV] = "1"
+
+
 def _load(pipeline: str, overrides: tuple[str, ...], output: str | None):
     from qslm.config import load_pipeline
     from qslm.plugins import get_registry
@@ -163,10 +179,14 @@ def _load(pipeline: str, overrides: tuple[str, ...], output: str | None):
 @_set_option
 @_output_option
 @_offline_option
-def validate(pipeline: str, overrides: tuple[str, ...], output: str | None, offline: bool) -> None:
+@_force_option
+def validate(
+    pipeline: str, overrides: tuple[str, ...], output: str | None, offline: bool, force: bool
+) -> None:
     """Resolve every component and option of PIPELINE and print the plan; runs nothing."""
     from qslm.pipeline import plan
 
+    _force(force)
     if offline:
         from qslm.hub import go_offline
 
@@ -210,6 +230,7 @@ def validate(pipeline: str, overrides: tuple[str, ...], output: str | None, offl
     help="Launch the training with `accelerate launch --config_file FILE`.",
 )
 @_offline_option
+@_force_option
 def run(
     pipeline: str,
     overrides: tuple[str, ...],
@@ -218,11 +239,13 @@ def run(
     nproc: int | None,
     accelerate_config: str | None,
     offline: bool,
+    force: bool,
 ) -> None:
     """Run PIPELINE and publish a new build; prints the build's path as the last line."""
     from qslm.pipeline import run_pipeline
     from qslm.train.launch import Launch
 
+    _force(force)
     if offline:
         from qslm.hub import go_offline
 
@@ -267,13 +290,15 @@ def builds_list(where: str | None, output: str | None) -> None:
     qslm builds list quickstart      one pipeline in ./builds (or --output)
     The current (promoted) build is marked with *; runs in progress or interrupted follow.
     """
-    from qslm.builds import BuildStore, pipeline_names, read_manifest, staging_status
+    from qslm.builds import (
+        BuildStore,
+        listing_target,
+        pipeline_names,
+        read_manifest,
+        staging_status,
+    )
 
-    name = where
-    # the issue's form `builds list OUTPUT` beside the older `builds list NAME --output`
-    if where and output is None and Path(where).is_dir() and not (Path("builds") / where).is_dir():
-        output, name = where, None
-    root = Path(output or "builds")
+    root, name = listing_target(where, output)
     if not root.is_dir():
         raise QslmError(f"{root}: no builds folder here (name one, or use --output)")
     names = [name] if name else pipeline_names(root)

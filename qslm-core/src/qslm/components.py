@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
+    from qslm.resources import Estimate
 
 
 class Options(BaseModel):
@@ -24,8 +25,13 @@ class Options(BaseModel):
 
     # Options are described with Field(description=...) (qslm describe, JSON schema); attribute
     # docstrings work too, for plugins written that way.
+    # allow_inf_nan=False: TOML has inf and nan, and no option means anything with them
     model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
     )
 
 
@@ -108,6 +114,11 @@ class Trainer(Component):
     @abstractmethod
     def train(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> Artifact:
         """Do the component's work."""
+
+    def estimate(self) -> Estimate | None:
+        """Memory and disk the training will need, checked by ``qslm validate`` and ``run``
+        before anything is allocated; None when the trainer cannot tell."""
+        return None
 
 
 class Evaluator(Component):

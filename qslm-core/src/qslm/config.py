@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from qslm.components import Component, Options
 from qslm.errors import ConfigError, QslmError
@@ -107,9 +107,17 @@ class PipelineSection(Options):
     """``[pipeline]``: the build's name, its seed and where builds go."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
-    seed: int = 0
+    # numpy's and torch's seeding take 32 bits; a larger seed would fail only in training
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     output: str | None = None
     description: str = ""
+
+    @field_validator("output")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\0" in value:  # no file system takes one; run would crash
+            raise ValueError("a path cannot hold a NUL character")
+        return value
 
 
 class DataSection(Options):
@@ -233,7 +241,9 @@ class PipelineConfig:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; syntax errors name the line and column."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which TOML
+        # forbids; it carries no meaning, so it is dropped rather than reported
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -72,6 +72,10 @@ def plan(config: PipelineConfig) -> list[dict[str, Any]]:
                 "notes": notes,
             }
         )
+    from qslm.preflight import check_output, check_resources
+
+    check_output(config)  # the same checks as the run's: what validates, runs
+    check_resources(config)
     return entries
 
 
@@ -109,7 +113,6 @@ def run_pipeline(
         staging = store.create_staging()
         lock = lock_staging(staging)
         assert lock is not None  # a folder just made with a fresh uuid has no other owner
-    write_run_state(staging, name=config.name, pipeline=config.path, raw=config.raw)
     ctx = RunContext(
         config=config,
         registry=registry,
@@ -120,6 +123,7 @@ def run_pipeline(
     )
     tracking.start(ctx)  # never raises: a failing tracker warns and the run goes on
     try:
+        write_run_state(staging, name=config.name, pipeline=config.path, raw=config.raw)
         if resume:
             _prepare_resume(ctx)
         manifest = _run_stages(ctx, config, launch)
@@ -144,6 +148,14 @@ def run_pipeline(
         else:
             store.discard(staging)
         raise
+    except Exception as exc:
+        from qslm.preflight import disk_full_error
+        from qslm.resources import is_disk_full
+
+        if not is_disk_full(exc):
+            store.discard(staging)
+            raise
+        raise disk_full_error(ctx, lambda: store.discard(staging)) from exc
     except BaseException:
         tracking.end("FAILED")
         store.discard(staging)

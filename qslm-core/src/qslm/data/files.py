@@ -24,6 +24,8 @@ def find_files(
     found: dict[Path, None] = {}
     for i, pattern in enumerate(paths):
         where = f"{key}[{i}]"
+        if not pattern.strip():  # "" would resolve to the pipeline's own folder
+            raise ConfigError(f"{where}: an empty path; name a file, folder or pattern")
         full = component.resolve_path(pattern)
         if any(c in pattern for c in "*?["):
             matches = [Path(m) for m in sorted(glob.glob(str(full), recursive=True))]

@@ -91,6 +91,20 @@ class TextOptions(Options):
     )
 
 
+def decode_text(path: Path, raw: bytes) -> str:
+    """A corpus file's text; a file that is not UTF-8 text (binary, Latin-1) is a ConfigError
+    naming it and where it goes wrong."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (line {line}, byte {exc.start} is 0x{raw[exc.start]:02x}); "
+            "convert it, e.g. iconv -f latin1 -t utf-8, or leave it out of data.options.paths"
+        ) from None
+    return text
+
+
 def clean_text(text: str) -> str:
     """Normalise Unicode (NFC), drop control characters and collapse runs of spaces."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
@@ -123,6 +137,8 @@ class TextSource(DataSource):
         size = sum(f.stat().st_size for f in files)
         if size == 0:
             raise ConfigError(f"data.options.paths: the {len(files)} file(s) named are empty")
+        for path in files:  # what load() refuses, validate refuses too
+            decode_text(path, path.read_bytes())
         lines = [f"{len(files)} file(s), {size / 1024:.1f} KiB"]
         o = self.options
         if o.mode == "paragraphs":
@@ -163,10 +179,7 @@ class TextSource(DataSource):
         for path in files:
             raw = path.read_bytes()
             digest.update(str(path.name).encode() + b"\0" + raw + b"\0")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+            text = decode_text(path, raw)
             if self.options.mode == "instructions":
                 units = markdown_paragraphs(clean_text(text))
             else:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from qslm.errors import ConfigError
 
+MIN_TEMPERATURE = 1e-3
+"""Temperatures below this decode greedily. Dividing the logits by a temperature such as 1e-300
+overflows to inf and the softmax to NaN; and at 1e-3 a logit lead of 0.01 is already e^10
+times as likely, so sampling there is greedy decoding in all but exact ties."""
+
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """How to continue a prompt. ``temperature == 0`` is greedy decoding; ``top_k == 0`` and
-    ``top_p == 1`` switch those filters off; ``seed=None`` draws a fresh seed."""
+    """How to continue a prompt. ``temperature == 0`` (or below :data:`MIN_TEMPERATURE`) is
+    greedy decoding; ``top_k == 0`` and ``top_p == 1`` switch those filters off; ``seed=None``
+    draws a fresh seed."""
 
     max_new_tokens: int = 64
     temperature: float = 0.8
@@ -24,7 +31,7 @@ class GenerationParams:
         """Raise :class:`ConfigError` naming the first parameter out of range."""
         if self.max_new_tokens < 1:
             raise ConfigError(f"--max-new-tokens must be at least 1, not {self.max_new_tokens}")
-        if self.temperature < 0:
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"--temperature must be >= 0 (0 = greedy), not {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"--top-k must be >= 0 (0 = off), not {self.top_k}")
@@ -34,9 +41,14 @@ class GenerationParams:
             raise ConfigError(f"--seed must be in [0, 2**63), not {self.seed}")
 
     @property
+    def greedy(self) -> bool:
+        """Whether decoding is greedy: temperature 0, or below :data:`MIN_TEMPERATURE`."""
+        return self.temperature < MIN_TEMPERATURE
+
+    @property
     def deterministic(self) -> bool:
         """Whether the same prompt always gives the same text (greedy, or a fixed seed)."""
-        return self.temperature == 0 or self.seed is not None
+        return self.greedy or self.seed is not None
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ def generate(
         pad_token_id=tokenizer.pad_token_id,
         stop_strings=stop_strings,
     )
-    processors = LogitsProcessorList(_sampling_processors(params) if params.temperature > 0 else [])
+    processors = LogitsProcessorList([] if params.greedy else _sampling_processors(params))
     extra = {"tokenizer": tokenizer} if stop_strings else {}
     with torch.inference_mode():
         out = model.generate(

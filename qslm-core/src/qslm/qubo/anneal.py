@@ -165,8 +165,9 @@ class AnnealSolver(QuboSolver):
                 raise ValueError("must be [hot, cold] with 0 < hot <= cold")
             return v
 
+    # max_energy: the numpy sweeps run in float32 (3.4e38 at most), sums of up to n weights included
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_variables=fast.max_variables(MAX_VARIABLES)
+        max_variables=fast.max_variables(MAX_VARIABLES), max_energy=1e30
     )
     name: ClassVar[str] = "anneal"
     version: ClassVar[str] = __version__

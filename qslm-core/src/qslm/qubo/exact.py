@@ -17,6 +17,7 @@ from pydantic import Field
 
 from qslm import __version__
 from qslm.components import Options
+from qslm.errors import QslmError
 from qslm.qubo.model import Qubo
 from qslm.qubo.solver import (
     Capabilities,
@@ -93,6 +94,11 @@ class ExactSolver(QuboSolver):
             energies += low_energy[:, None]
             energies += high_energy[None, :]
             flat = energies.ravel(order="F")  # column-major: index = column << lo | row
+            if not np.isfinite(flat).all():  # NaN would win argmin: never report it as optimal
+                raise QslmError(
+                    f"QUBO solver {self.display_name!r}: an energy overflowed float64; "
+                    "scale the weights down"
+                )
             if keep == 1:
                 k = np.array([int(flat.argmin())])
             else:

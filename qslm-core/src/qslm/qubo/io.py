@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from qslm.errors import ConfigError
-from qslm.qubo.model import Qubo, Sense, labels_jsonable
+from qslm.qubo.model import Qubo, Sense, check_size, labels_jsonable
 
 JSON_FORMAT = "qslm-qubo"
 _HEADER = "'p qubo 0 <maxNodes> <nNodes> <nCouplers>'"
@@ -130,6 +130,7 @@ def parse_qubo(text: str, *, name: str = "<string>", sense: Sense | None = None)
                 ) from None
             if min(max_nodes, nodes, couplers) < 0:
                 raise fail(lineno, f"bad header {raw.strip()!r}: negative count")
+            check_size(max_nodes, nodes + couplers, f"{name}: line {lineno}: the header's")
             header = (lineno, max_nodes, nodes, couplers)
             continue
         if header is None:
@@ -179,15 +180,18 @@ def parse_qubo(text: str, *, name: str = "<string>", sense: Sense | None = None)
         )
     if n_off != couplers:
         raise fail(lineno, f"the header says {couplers} couplers but the file has {n_off}")
-    return Qubo.from_coo(
-        max_nodes,
-        np.zeros(max_nodes),
-        rows,
-        cols,
-        weights,
-        offset,
-        sense=sense or file_sense or "min",
-    )
+    try:
+        return Qubo.from_coo(
+            max_nodes,
+            np.zeros(max_nodes),
+            rows,
+            cols,
+            weights,
+            offset,
+            sense=sense or file_sense or "min",
+        )
+    except ValueError as exc:  # what the model refuses as a whole: weights that overflow
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _number(token: str, lineno: int, fail: Any, what: str) -> float:
@@ -268,6 +272,8 @@ def parse_json(text: str, *, name: str = "<string>", sense: Sense | None = None)
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{name}: line {exc.lineno}: JSON syntax error: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: JSON nested too deeply (no QUBO file nests lists)") from None
     return from_json_dict(data, name=name, sense=sense)
 
 
@@ -302,21 +308,22 @@ def from_json_dict(data: Any, *, name: str = "<json>", sense: Sense | None = Non
         raise fail("sense", f'expected "min" or "max", got {file_sense!r}')
     offset = data.get("offset", 0.0)
     if not _finite(offset):
-        raise fail("offset", f"expected a finite number, got {offset!r}")
+        raise fail("offset", f"expected a finite number, got {_short(offset)}")
     linear = data.get("linear")
     if not isinstance(linear, list):
         raise fail("linear", "required: a list with one weight per variable")
     for k, w in enumerate(linear):
         if not _finite(w):
-            raise fail(f"linear[{k}]", f"expected a finite number, got {w!r}")
+            raise fail(f"linear[{k}]", f"expected a finite number, got {_short(w)}")
     n = len(linear)
+    quad = data.get("quadratic", [])
+    check_size(n, len(quad) if isinstance(quad, list) else 0, f"{name}: linear")
     labels = data.get("variables")
     if labels is not None:
         if not isinstance(labels, list) or len(labels) != n:
             raise fail("variables", f"expected a list of {n} labels (one per linear weight)")
         if not labels_jsonable(labels) or len(set(labels)) != n:
             raise fail("variables", "labels must be unique strings or integers")
-    quad = data.get("quadratic", [])
     if not isinstance(quad, list):
         raise fail("quadratic", "expected a list of [i, j, weight]")
     rows, cols, weights = [], [], []
@@ -332,14 +339,27 @@ def from_json_dict(data: Any, *, name: str = "<json>", sense: Sense | None = Non
         if i == j:
             raise fail(f"quadratic[{k}]", f"pair ({i}, {i}) is a linear term; put it in linear")
         if not _finite(w):
-            raise fail(f"quadratic[{k}][2]", f"expected a finite number, got {w!r}")
+            raise fail(f"quadratic[{k}][2]", f"expected a finite number, got {_short(w)}")
         rows.append(i)
         cols.append(j)
         weights.append(w)
-    return Qubo.from_coo(
-        n, linear, rows, cols, weights, float(offset), labels=labels, sense=sense or file_sense
-    )
+    try:
+        return Qubo.from_coo(
+            n, linear, rows, cols, weights, float(offset), labels=labels, sense=sense or file_sense
+        )
+    except ValueError as exc:  # what the model refuses as a whole: weights that overflow
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:  # a JSON integer has no size limit; one beyond float64's range is not a weight
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from qslm.resources import check_memory
+
 if TYPE_CHECKING:
     import dimod
 
@@ -25,6 +27,10 @@ Sense = Literal["min", "max"]
 
 # Above this many variables a COO-built problem is stored sparse (when it is sparse enough).
 _DENSE_LIMIT = 4096
+
+MAX_ENERGY = 1e300
+"""The largest sum of the weights' magnitudes (offset included) a Qubo accepts: every energy,
+and every sum or difference of two (a flip's change), then stays within float64's 1.8e308."""
 
 
 def _is_sparse(a: Any) -> bool:
@@ -70,12 +76,18 @@ class Qubo:
         values = upper.data if _is_sparse(upper) else upper
         if not (np.isfinite(lin).all() and np.isfinite(values).all() and np.isfinite(offset)):
             raise ValueError("QUBO weights and offset must be finite (no NaN or inf)")
-        if labels is None:
-            labels = range(n)
-        labels = tuple(labels)
+        with np.errstate(over="ignore"):
+            bound = float(np.abs(lin).sum() + np.abs(values).sum() + abs(offset))
+        if not bound <= MAX_ENERGY:
+            raise ValueError(
+                f"the weights' magnitudes sum to {bound:.3g} (beyond {MAX_ENERGY:g}): energies "
+                "could overflow float64; scale the problem down"
+            )
+        given = labels is not None
+        labels = tuple(labels) if given else tuple(range(n))
         if len(labels) != n:
             raise ValueError(f"{len(labels)} labels for {n} variables")
-        if len(set(labels)) != n:
+        if given and len(set(labels)) != n:  # range(n) is unique; a set of 10^8 ints is not free
             raise ValueError("variable labels must be unique")
         self.linear = _readonly(lin)
         self.quadratic = upper if _is_sparse(upper) else _readonly(upper)
@@ -188,6 +200,8 @@ class Qubo:
         """Dense symmetric (n, n) pair weights with a zero diagonal (read-only, cached):
         flipping x_i changes f by ``(1 - 2 x_i) * (linear[i] + coupling[i] @ x)``."""
         if self._coupling is None:
+            n = self.num_variables
+            check_memory(3 * 8 * n * n, f"the dense (n, n) pair weights of a {n}-variable QUBO")
             upper = self.dense_quadratic()
             self._coupling = _readonly(upper + upper.T)
         return self._coupling
@@ -336,6 +350,20 @@ def _upper_sparse(matrix: Any, n: int) -> tuple[Any, np.ndarray]:
     upper.sum_duplicates()
     upper.eliminate_zeros()
     return upper, np.asarray(m.diagonal(), dtype=np.float64)
+
+
+def storage_bytes(n: int, entries: int) -> int:
+    """Peak bytes :meth:`Qubo.from_coo` takes for ``n`` variables and ``entries`` weights
+    (dense below ``_DENSE_LIMIT`` variables: the matrix and its triangles; else CSR arrays)."""
+    if n <= _DENSE_LIMIT or entries >= n * n // 20:
+        return 4 * 8 * n * n + 8 * n
+    return 3 * 8 * n + 6 * 20 * entries
+
+
+def check_size(n: int, entries: int, what: str) -> None:
+    """Refuse a declared size before anything of it is allocated: ``what`` names where it
+    was declared (a file and line), the error says what it needs and what the machine has."""
+    check_memory(storage_bytes(n, entries), f"{what} {n} variables and {entries} weights")
 
 
 def labels_jsonable(labels: Iterable[Hashable]) -> bool:

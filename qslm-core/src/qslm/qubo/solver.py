@@ -35,10 +35,13 @@ class Capabilities:
 
     ``max_variables``: the largest problem it accepts (None: no limit). ``remote``: sends the
     problem to a service. ``deterministic``: the same input gives the same answer even without
-    a seed. ``needs_credentials``: needs an account or token to run.
+    a seed. ``needs_credentials``: needs an account or token to run. ``max_energy``: the
+    largest sum of weight magnitudes its arithmetic holds (a float32 solver's is far below
+    float64's, which every Qubo already respects).
     """
 
     max_variables: int | None = None
+    max_energy: float | None = None
     remote: bool = False
     deterministic: bool = False
     needs_credentials: bool = False
@@ -156,6 +159,16 @@ class QuboSolver(Component):
                 f"QUBO solver {self.display_name!r}: the problem has {qubo.num_variables} "
                 f"variables, more than its limit of {limit}{hint}"
             )
+        most = self.capabilities.max_energy
+        if most is not None:
+            scale = float(np.abs(qubo.linear).sum() + abs(qubo.offset))
+            scale += float(np.abs(qubo.quadratic.data if qubo.is_sparse else qubo.quadratic).sum())
+            if scale > most:
+                raise ProblemTooLarge(
+                    f"QUBO solver {self.display_name!r}: the weights' magnitudes sum to "
+                    f"{scale:.3g}, beyond the {most:g} its arithmetic holds; scale the "
+                    "problem down or use another solver"
+                )
 
     def result(
         self,

@@ -30,7 +30,13 @@ from qslm.train.base_model import (
     target_choices,
     unknown_targets,
 )
-from qslm.train.callbacks import LogToContext, usable_cpus
+from qslm.train.callbacks import (
+    MAX_EPOCHS,
+    MAX_STEPS,
+    LogToContext,
+    LossTracker,
+    usable_cpus,
+)
 from qslm.train.quiet import hf_quiet
 
 if TYPE_CHECKING:
@@ -107,10 +113,16 @@ class LoraOptions(Options):
         0.03, ge=0.0, lt=1.0, description="Fraction of the steps spent warming up linearly."
     )
     epochs: float = Field(
-        3.0, gt=0.0, description="Passes over the training examples (when max_steps is 0)."
+        3.0,
+        gt=0.0,
+        le=MAX_EPOCHS,
+        description="Passes over the training examples (when max_steps is 0).",
     )
     max_steps: int = Field(
-        0, ge=0, description="Optimiser steps to train for; 0 = as many as `epochs` takes."
+        0,
+        ge=0,
+        le=MAX_STEPS,
+        description="Optimiser steps to train for; 0 = as many as `epochs` takes.",
     )
     max_grad_norm: float = Field(
         1.0, ge=0.0, description="Clip the global gradient norm to this; 0 = no clipping."
@@ -366,6 +378,8 @@ class LoraTrainer(Trainer):
         )  # fmt: skip
 
         hf_trainer, recorder = self._hf_trainer(ctx, model, tokenizer, train_set, eval_set)
+        losses = LossTracker(ctx, o.logging_every)  # the same numbers after --resume
+        losses.attach(hf_trainer)
         result = hf_trainer.train(resume_from_checkpoint=ctx.resume_checkpoint())
         eval_loss = recorder.last_eval_loss
         if eval_set and recorder.last_eval_step != hf_trainer.state.global_step:
@@ -399,8 +413,7 @@ class LoraTrainer(Trainer):
             "dropped_examples": train_set.stats["dropped"],
         }
         metrics = {
-            "train_loss": recorder.last_loss,
-            "train_loss_mean": float(result.training_loss),
+            **losses.metrics(),
             "train_steps": int(result.global_step),
             "train_tokens": int(hf_trainer.state.num_input_tokens_seen),
             "train_examples": len(train_set),

@@ -24,12 +24,19 @@ from pydantic import Field
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
 from qslm.tracking import trainer_arguments
-from qslm.train.callbacks import LogToContext, usable_cpus
+from qslm.train.callbacks import (
+    MAX_EPOCHS,
+    MAX_STEPS,
+    LogToContext,
+    LossTracker,
+    usable_cpus,
+)
 from qslm.train.packing import pack, record_texts, token_stream
 from qslm.train.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
+    from qslm.resources import Estimate
 
 EOS = "<|endoftext|>"
 MODEL_DIR = "model"
@@ -95,10 +102,16 @@ class ScratchOptions(Options):
         "learning rate up linearly from 0; a cosine decay to 0 follows.",
     )
     epochs: float = Field(
-        12.0, gt=0.0, description="Passes over the training blocks (used when max_steps is 0)."
+        12.0,
+        gt=0.0,
+        le=MAX_EPOCHS,
+        description="Passes over the training blocks (used when max_steps is 0).",
     )
     max_steps: int = Field(
-        0, ge=0, description="Optimiser steps to train for; 0 = as many as `epochs` takes."
+        0,
+        ge=0,
+        le=MAX_STEPS,
+        description="Optimiser steps to train for; 0 = as many as `epochs` takes.",
     )
     max_grad_norm: float = Field(
         1.0, ge=0.0, description="Clip the global gradient norm to this; 0 = no clipping."
@@ -154,7 +167,13 @@ class ScratchTrainer(Trainer):
             f"{o.context_length}, vocabulary {o.vocab_size}",
             f"{steps}, batch {o.batch_size} x {o.gradient_accumulation_steps}, "
             f"learning rate {o.learning_rate:g}",
+            f"memory: about {self.estimate().detail}",
         ]
+
+    def estimate(self) -> Estimate:
+        from qslm.train.estimate import llama_estimate
+
+        return llama_estimate(self.options)
 
     def train(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> Artifact:
         with hf_quiet():
@@ -208,7 +227,7 @@ class ScratchTrainer(Trainer):
             f"{o.context_length} tokens"
         )
 
-        result, last_loss, main = self._fit(ctx, model, tokenizer, blocks)
+        result, losses, main = self._fit(ctx, model, tokenizer, blocks)
 
         if main:  # under `qslm run --nproc N` every rank trains; rank 0 alone writes
             model.config.use_cache = True  # the Trainer turns the KV cache off; generation wants it
@@ -224,8 +243,7 @@ class ScratchTrainer(Trainer):
             kind="full",
             reference={"type": "init", "seed": ctx.seed, "init_sha256": init_sha256},
             metrics={
-                "train_loss": last_loss,
-                "train_loss_mean": float(result.training_loss),
+                **losses.metrics(),
                 "train_steps": int(result.global_step),
                 "train_tokens": len(blocks) * o.context_length,
                 "parameters": n_params,
@@ -256,9 +274,9 @@ class ScratchTrainer(Trainer):
 
     def _fit(
         self, ctx: RunContext, model: Any, tokenizer: Any, blocks: list[list[int]]
-    ) -> tuple[Any, float, bool]:
-        """Run the Hugging Face Trainer; returns its result, the last logged loss and whether
-        this is the main process (of several under torchrun)."""
+    ) -> tuple[Any, LossTracker, bool]:
+        """Run the Hugging Face Trainer; returns its result, the step losses and whether this
+        is the main process (of several under torchrun)."""
         import torch
         from transformers import Trainer as HFTrainer
         from transformers import TrainingArguments, default_data_collator
@@ -302,8 +320,10 @@ class ScratchTrainer(Trainer):
             callbacks=[recorder.callback()],
         )
         trainer.remove_callback(PrinterCallback)  # it prints raw dicts; the recorder reports
+        losses = LossTracker(ctx, o.logging_every)
+        losses.attach(trainer)
         result = trainer.train(resume_from_checkpoint=ctx.resume_checkpoint())
-        return result, recorder.last_loss, trainer.is_world_process_zero()
+        return result, losses, trainer.is_world_process_zero()
 
 
 def train_tokenizer(
