@@ -26,10 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-# Below this temperature, sampling is greedy decoding: dividing logits by 1e-300 overflows to
-# inf/nan (issue 15), and anything under 0.01 picks the top token all but always anyway. 0.01
-# keeps logits of 100 under float16's range (65504) on accelerators.
-MIN_TEMPERATURE = 0.01
+from qslm.inference.generation import MIN_TEMPERATURE  # one greedy floor for CLI and server
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from typing import Any
 
 from qslm.errors import ConfigError
 
-MIN_TEMPERATURE = 1e-3
-"""Temperatures below this decode greedily. Dividing the logits by a temperature such as 1e-300
-overflows to inf and the softmax to NaN; and at 1e-3 a logit lead of 0.01 is already e^10
-times as likely, so sampling there is greedy decoding in all but exact ties."""
+MIN_TEMPERATURE = 0.01
+"""Temperatures below this decode greedily, in `qslm generate`/`chat` and every server route.
+Dividing the logits by a temperature such as 1e-300 overflows to inf and the softmax to NaN;
+at 0.01 a logit lead of 0.1 is already e^10 times as likely, so sampling there is greedy in
+all but near ties; and 0.01 keeps logits of 100 under float16's range (65504) on accelerators."""
 
 
 @dataclass(frozen=True)
