@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
+
 from qslm.components import Options
 from qslm.tracking.base import FINISHED, Tracker
 
@@ -26,8 +28,12 @@ def _folder(ctx: RunContext, option: str | None, default: str) -> Path:
 
 
 class TensorBoardOptions(Options):
-    log_dir: str | None = None
-    """Where event files go (one folder a run); default ``OUTPUT/tensorboard/NAME``."""
+    log_dir: str | None = Field(
+        default=None,
+        description=(
+            "Where event files go (one folder a run); default ``OUTPUT/tensorboard/NAME``."
+        ),
+    )
 
 
 class TensorBoardTracker(Tracker):
@@ -76,13 +82,19 @@ class TensorBoardTracker(Tracker):
 
 
 class WandbOptions(Options):
-    project: str | None = None
-    """The W&B project; default: the pipeline's name."""
-    mode: Literal["offline", "online", "disabled"] = "offline"
-    """``offline`` (the default) writes the run under ``dir`` with no network; ``wandb sync``
-    uploads it later."""
-    dir: str | None = None
-    """Where W&B keeps its files; default ``OUTPUT/wandb``."""
+    project: str | None = Field(
+        default=None, description="The W&B project; default: the pipeline's name."
+    )
+    mode: Literal["offline", "online", "disabled"] = Field(
+        default="offline",
+        description=(
+            "``offline`` (the default) writes the run under ``dir`` with no network; "
+            "``wandb sync`` uploads it later."
+        ),
+    )
+    dir: str | None = Field(
+        default=None, description="Where W&B keeps its files; default ``OUTPUT/wandb``."
+    )
     entity: str | None = None
 
 
@@ -151,12 +163,17 @@ class WandbTracker(Tracker):
 
 
 class TrackioOptions(Options):
-    project: str | None = None
-    """The trackio project; default: the pipeline's name."""
-    dir: str | None = None
-    """trackio's local database folder (``TRACKIO_DIR``); default ``OUTPUT/trackio``. trackio
-    reads it once per process: where it was imported before, its folder stays (the manifest
-    records the one used)."""
+    project: str | None = Field(
+        default=None, description="The trackio project; default: the pipeline's name."
+    )
+    dir: str | None = Field(
+        default=None,
+        description=(
+            "trackio's local database folder (``TRACKIO_DIR``); default ``OUTPUT/trackio``."
+            " trackio reads it once per process: where it was imported before, its folder "
+            "stays (the manifest records the one used)."
+        ),
+    )
 
 
 class TrackioTracker(Tracker):

@@ -23,25 +23,53 @@ _BATCH = 100  # MLflow's limit on params (and tags) in one log_batch call
 
 
 class MlflowOptions(Options):
-    tracking_uri: str | None = None
-    """Where runs go: an MLflow server (``http://host:5000``) or any MLflow store URI.
-    Default: a local SQLite store, ``OUTPUT/mlflow.db`` (MLflow 3's own default store kind),
-    with artifacts in ``OUTPUT/mlartifacts``; no server needed."""
-    experiment: str | None = None
-    """The MLflow experiment; default: the pipeline's name."""
-    log_weights: bool = False
-    """Upload the model and tokenizer folders too (the manifest, metrics, report, plots and
-    training log always go)."""
-    register_model: str | None = None
-    """Register each build as a version of this registered model (``qslm builds promote``
-    then moves ``alias`` to the promoted build's version)."""
-    alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
-    """The registry alias that follows ``NAME@current``."""
-    timeout_s: int = Field(default=10, gt=0)
-    """HTTP timeout of one request to a server (``MLFLOW_HTTP_REQUEST_TIMEOUT`` wins)."""
-    retries: int = Field(default=1, ge=0)
-    """Retries of a failed request (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` wins); MLflow's own
-    default of 7 with backoff waits minutes for a server that is down."""
+    tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "Where runs go: an MLflow server (``http://host:5000``) or any MLflow store "
+            "URI. Default: a local SQLite store, ``OUTPUT/mlflow.db`` (MLflow 3's own "
+            "default store kind), with artifacts in ``OUTPUT/mlartifacts``; no server "
+            "needed."
+        ),
+    )
+    experiment: str | None = Field(
+        default=None, description="The MLflow experiment; default: the pipeline's name."
+    )
+    log_weights: bool = Field(
+        default=False,
+        description=(
+            "Upload the model and tokenizer folders too (the manifest, metrics, report, "
+            "plots and training log always go)."
+        ),
+    )
+    register_model: str | None = Field(
+        default=None,
+        description=(
+            "Register each build as a version of this registered model (``qslm builds "
+            "promote`` then moves ``alias`` to the promoted build's version)."
+        ),
+    )
+    alias: str = Field(
+        default="champion",
+        pattern="^[A-Za-z_][A-Za-z0-9_-]*$",
+        description="The registry alias that follows ``NAME@current``.",
+    )
+    timeout_s: int = Field(
+        default=10,
+        gt=0,
+        description=(
+            "HTTP timeout of one request to a server (``MLFLOW_HTTP_REQUEST_TIMEOUT`` wins)."
+        ),
+    )
+    retries: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "Retries of a failed request (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` wins); "
+            "MLflow's own default of 7 with backoff waits minutes for a server that is "
+            "down."
+        ),
+    )
 
 
 def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
