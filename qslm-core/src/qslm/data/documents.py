@@ -25,6 +25,7 @@ from qslm.errors import ConfigError
 from qslm.text.blocks import Block, Converted, DocumentError
 from qslm.text.convert import (
     MARKITDOWN,
+    PLAIN,
     SUPPORTED,
     UNSUPPORTED,
     check_content,
@@ -127,6 +128,11 @@ class DocumentsSource(TextSource):
             f"documents: {', '.join(kinds)}" + (f"; {len(bad)} bad file(s) skipped" if bad else "")
         )
         return lines
+
+    def check_readable(self, path: Path) -> None:
+        # Only plain-text files must be UTF-8; the other formats are checked by _check below.
+        if path.suffix.lower() in PLAIN:
+            super().check_readable(path)
 
     def _check(self, path: Path, data: bytes) -> None:
         suffix = path.suffix.lower()

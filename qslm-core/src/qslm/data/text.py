@@ -138,7 +138,7 @@ class TextSource(DataSource):
         if size == 0:
             raise ConfigError(f"data.options.paths: the {len(files)} file(s) named are empty")
         for path in files:  # what load() refuses, validate refuses too
-            decode_text(path, path.read_bytes())
+            self.check_readable(path)
         lines = [f"{len(files)} file(s), {size / 1024:.1f} KiB"]
         o = self.options
         if o.mode == "paragraphs":
@@ -170,6 +170,10 @@ class TextSource(DataSource):
             f"{o.context} neighbour(s) each side as context"
         )
         return lines
+
+    def check_readable(self, path: Path) -> None:
+        """Pre-flight: refuse a file that load() could not read (here: not UTF-8 text)."""
+        decode_text(path, path.read_bytes())
 
     def load(self, ctx: RunContext) -> Dataset:
         files = self.files()
