@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,9 @@ def _convert(name: str) -> tuple[str, str, str]:
 @pytest.fixture(scope="module")
 def converted() -> dict[str, tuple[str, str, str]]:
     names = sorted(read_expectations(CORPUS / "SOURCES.md"))
-    with ProcessPoolExecutor(max_workers=2) as pool:  # CI has two cores
+    # CI has two cores. "spawn": a forked child of this pytest process (which has run servers
+    # and torch threads by now) can deadlock on a lock a vanished thread held at the fork.
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
         return dict(zip(names, pool.map(_convert, names), strict=True))
 
 
