@@ -207,6 +207,19 @@ def weight_module_names(folder: Path) -> set[str] | None:
     """Names of the modules with a 2-D ``weight`` (linear layers and embeddings: what LoRA can
     wrap) in ``folder``'s safetensors file(s), or None if there are none. Reads only the JSON
     headers, never the tensors."""
+    shapes = weight_shapes(folder)
+    if shapes is None:
+        return None
+    return {
+        key.removesuffix(".weight")
+        for key, shape in shapes.items()
+        if key.endswith(".weight") and len(shape) == 2
+    }
+
+
+def weight_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
+    """Every tensor's shape by name in ``folder``'s safetensors file(s) (sharded or not), or
+    None if the weights are not all there in safetensors. Reads only the JSON headers."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
@@ -215,12 +228,11 @@ def weight_module_names(folder: Path) -> set[str] | None:
         files = [folder / "model.safetensors"]
     if not all(f.is_file() for f in files):
         return None
-    names: set[str] = set()
-    for f in files:
-        for key, info in _safetensors_header(f).items():
-            if key.endswith(".weight") and len(info.get("shape", ())) == 2:
-                names.add(key.removesuffix(".weight"))
-    return names
+    return {
+        key: tuple(info.get("shape", ()))
+        for f in files
+        for key, info in _safetensors_header(f).items()
+    }
 
 
 def _safetensors_header(path: Path) -> dict:
