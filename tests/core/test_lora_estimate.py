@@ -4,6 +4,7 @@ options; the counts are the ones transformers and peft build."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,22 @@ def test_a_hub_base_not_downloaded_yet_has_no_estimate():
     pending = BaseModel("owner/model", None, "hub", repo="owner/model", commit="0" * 40)
     options = LoraTrainer.Options(base_model="owner/model")
     assert lora_estimate(options, pending, "all-linear", "train.options") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff" * 100,  # a header length of 2**64 - 1: no MemoryError
+        b"\x02\x00\x00\x00\x00\x00\x00\x00[]",
+        b'\x1c\x00\x00\x00\x00\x00\x00\x00{"w.weight": {"shape": "a"}}',
+        b"\x01\x00",
+    ],
+)
+def test_a_damaged_safetensors_file_is_named(project, tiny_base, tmp_path, content):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_base / "model", damaged)
+    (damaged / "model.safetensors").write_bytes(content)
+    result = invoke(
+        "validate", str(project / "pipeline.toml"), "--set", f"train.options.base_model={damaged}"
+    )
+    assert_clean_error(result, 2, "model.safetensors is not a readable safetensors file")

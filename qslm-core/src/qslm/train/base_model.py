@@ -235,13 +235,31 @@ def weight_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
     }
 
 
+_MAX_HEADER = 100_000_000  # the safetensors library refuses longer headers too
+
+
 def _safetensors_header(path: Path) -> dict:
     # The safetensors format: an 8-byte little-endian header length, then a JSON header.
-    with path.open("rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
+    # A damaged file is the user's to fix: say which, rather than a MemoryError or a traceback.
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > _MAX_HEADER:
+                raise ValueError(f"a header of {length} bytes")
+            header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        entries = [v for k, v in header.items() if k != "__metadata__"]
+        if not all(isinstance(v, dict) and _is_shape(v.get("shape", [])) for v in entries):
+            raise ValueError("a tensor entry without a shape list")
+    except (OSError, ValueError, struct.error) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file ({exc})") from None
     header.pop("__metadata__", None)
     return header
+
+
+def _is_shape(shape: object) -> bool:
+    return isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
 
 
 def unknown_targets(targets: list[str], modules: set[str]) -> list[str]:
