@@ -207,6 +207,19 @@ def weight_module_names(folder: Path) -> set[str] | None:
     """Names of the modules with a 2-D ``weight`` (linear layers and embeddings: what LoRA can
     wrap) in ``folder``'s safetensors file(s), or None if there are none. Reads only the JSON
     headers, never the tensors."""
+    shapes = weight_shapes(folder)
+    if shapes is None:
+        return None
+    return {
+        key.removesuffix(".weight")
+        for key, shape in shapes.items()
+        if key.endswith(".weight") and len(shape) == 2
+    }
+
+
+def weight_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
+    """Every tensor's shape by name in ``folder``'s safetensors file(s) (sharded or not), or
+    None if the weights are not all there in safetensors. Reads only the JSON headers."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
@@ -215,21 +228,38 @@ def weight_module_names(folder: Path) -> set[str] | None:
         files = [folder / "model.safetensors"]
     if not all(f.is_file() for f in files):
         return None
-    names: set[str] = set()
-    for f in files:
-        for key, info in _safetensors_header(f).items():
-            if key.endswith(".weight") and len(info.get("shape", ())) == 2:
-                names.add(key.removesuffix(".weight"))
-    return names
+    return {
+        key: tuple(info.get("shape", ()))
+        for f in files
+        for key, info in _safetensors_header(f).items()
+    }
+
+
+_MAX_HEADER = 100_000_000  # the safetensors library refuses longer headers too
 
 
 def _safetensors_header(path: Path) -> dict:
     # The safetensors format: an 8-byte little-endian header length, then a JSON header.
-    with path.open("rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
+    # A damaged file is the user's to fix: say which, rather than a MemoryError or a traceback.
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > _MAX_HEADER:
+                raise ValueError(f"a header of {length} bytes")
+            header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        entries = [v for k, v in header.items() if k != "__metadata__"]
+        if not all(isinstance(v, dict) and _is_shape(v.get("shape", [])) for v in entries):
+            raise ValueError("a tensor entry without a shape list")
+    except (OSError, ValueError, struct.error) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file ({exc})") from None
     header.pop("__metadata__", None)
     return header
+
+
+def _is_shape(shape: object) -> bool:
+    return isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
 
 
 def unknown_targets(targets: list[str], modules: set[str]) -> list[str]:

@@ -28,6 +28,29 @@ def llama_parameters(
     return embeddings + layers * block + hidden
 
 
+def activation_bytes(
+    batch: int,
+    context: int,
+    hidden: int,
+    intermediate: int,
+    heads: int,
+    layers: int,
+    vocab: int,
+    *,
+    width: int = _F32,
+    checkpointing: bool = False,
+) -> int:
+    """What autograd keeps of one forward pass of ``batch`` x ``context`` tokens through a
+    decoder of these sizes, at ``width`` bytes a value; with gradient ``checkpointing`` only
+    each layer's input is kept, and one layer's activations are recomputed at a time."""
+    tokens = batch * context
+    # per layer and token: the residual, norms, q/k/v/o and the SwiGLU's three projections;
+    # per layer: the attention weights (batch x heads x context^2); then logits and their grads
+    per_layer = tokens * (8 * hidden + 3 * intermediate) + batch * heads * context**2 * 2
+    kept = layers * tokens * hidden + per_layer if checkpointing else layers * per_layer
+    return width * (kept + 3 * tokens * vocab)
+
+
 def llama_estimate(o: Any, *, key: str = "train.options") -> Estimate:
     """The :class:`Estimate` of the scratch trainer's options ``o`` (a ``ScratchOptions``)."""
     intermediate = o.intermediate_size or 32 * math.ceil(o.hidden_size * 8 / 3 / 32)
@@ -40,13 +63,10 @@ def llama_estimate(o: Any, *, key: str = "train.options") -> Estimate:
         intermediate,
         o.tie_embeddings,
     )
-    tokens = o.batch_size * o.context_length
-    # per layer and token: the residual, norms, q/k/v/o and the SwiGLU's three projections;
-    # per layer: the attention weights (batch x heads x context^2); then logits and their grads
-    per_layer = tokens * (8 * o.hidden_size + 3 * intermediate) + (
-        o.batch_size * o.heads * o.context_length**2 * 2
-    )
-    activations = _F32 * (o.layers * per_layer + 3 * tokens * o.vocab_size)
+    activations = activation_bytes(
+        o.batch_size, o.context_length, o.hidden_size, intermediate, o.heads, o.layers,
+        o.vocab_size,
+    )  # fmt: skip
     training = 4 * _F32 * params  # weights, gradients, two AdamW moments
     weights = _F32 * params
     checkpoints = 2 * 3 * weights if o.checkpoint_every else 0  # newest + the one replacing it

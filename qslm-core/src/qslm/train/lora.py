@@ -41,6 +41,7 @@ from qslm.train.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
+    from qslm.resources import Estimate
 
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
@@ -243,7 +244,13 @@ class LoraTrainer(Trainer):
             f"{targets if isinstance(targets, str) else ', '.join(targets)}{quant}",
             f"{steps}, batch {o.batch_size} x {o.gradient_accumulation_steps}, learning rate "
             f"{o.learning_rate:g} ({o.schedule}), template {o.template}, loss on {o.loss_on}",
+            *([f"memory: about {e.detail}"] if (e := self.estimate()) else []),
         ]
+
+    def estimate(self) -> Estimate | None:
+        from qslm.train.lora_estimate import lora_estimate
+
+        return lora_estimate(self.options, self.base(), self.targets(), KEY)
 
     def _check_targets(self, targets: list[str], modules: set[str]) -> None:
         missing = unknown_targets(targets, modules)
