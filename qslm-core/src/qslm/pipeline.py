@@ -152,6 +152,7 @@ def run_pipeline(
         from qslm.preflight import disk_full_error
         from qslm.resources import is_disk_full
 
+        tracking.end("FAILED")
         if not is_disk_full(exc):
             store.discard(staging)
             raise
