@@ -61,7 +61,7 @@ def core(session: nox.Session) -> None:
     # The official OpenAI client drives `qslm serve` in the tests; Schemathesis fuzzes its schema.
     install(session, "openai==3.57.0", "schemathesis==4.32.5")
     assert_not_installed(session, ALL_PLUGINS)
-    session.run("pytest", "tests/core", *session.posargs)
+    session.run("pytest", "tests/core", "--durations=15", *session.posargs)
 
 
 @nox.session(default=False)
