@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -39,6 +39,7 @@ from qslm.qubo.solver import (
 )
 from qslm_exact import __version__
 
+PRESOLVE_MIN_S = 10.0  # seconds left below which presolve is off (see _run_highs)
 MAX_VARIABLES = 2000  # one column per pair: a dense 2000-variable QUBO is a 2M-column MIP
 
 
@@ -115,6 +116,13 @@ class HighsSolver(QuboSolver):
                 "HiGHS has nothing better at the time limit."
             ),
         )
+        presolve: Literal["auto", "on", "off"] = Field(
+            default="auto",
+            description=(
+                "HiGHS' presolve; auto: on unless less than 10 s are left (HiGHS' presolve does "
+                "not stop at the time limit)."
+            ),
+        )
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_variables=MAX_VARIABLES, deterministic=True
@@ -178,6 +186,13 @@ class HighsSolver(QuboSolver):
         left = deadline.remaining()
         if math.isfinite(left):
             h.setOptionValue("time_limit", max(left, 1e-3))
+        presolve = self.options.presolve
+        if presolve == "auto":
+            # HiGHS' presolve does not look at the time limit: on 300 variables with 13k pair
+            # terms it ran 1.7 s past a 0.3 s limit (0.05 s with presolve off). It helps the
+            # proofs, so it stays on when there is time for it.
+            presolve = "on" if left >= PRESOLVE_MIN_S else "off"
+        h.setOptionValue("presolve", presolve)
         ncol = n + w.size
         lower, upper = np.zeros(ncol), np.ones(ncol)
         cost = np.concatenate([q.linear, w])
