@@ -36,6 +36,12 @@ NO_DEPS = {"unsloth": ["unsloth==2026.10.9", "unsloth_zoo==2026.10.9"]}
 nox.options.default_venv_backend = "uv|venv"
 nox.options.reuse_existing_virtualenvs = True
 
+# The core and e2e suites are most of CI's time and most of their tests wait on a subprocess, a
+# server or one torch thread: pytest-xdist runs them on every core. By file, so that a module's
+# expensive fixture (a training run, an mlflow server) is built once, in one worker.
+PARALLEL = ("pytest-xdist==3.8.0",)
+PARALLEL_ARGS = ("-n", os.environ.get("QSLM_TEST_WORKERS", "auto"), "--dist", "loadfile")
+
 
 def install(session: nox.Session, *args: str) -> None:
     session.install("-c", CONSTRAINTS, *args)
@@ -57,11 +63,14 @@ def core(session: nox.Session) -> None:
     check conversions against, hypothesis for the fuzzing): proves no backend is installed,
     then runs tests/core."""
     install(session, "torch==2.13.0")
-    install(session, "./qslm-core[all]", "pytest", "httpx", "dimod", "scikit-learn", "hypothesis")
+    install(
+        session, "./qslm-core[all]", "pytest", "httpx", "dimod", "scikit-learn", "hypothesis",
+        *PARALLEL,
+    )  # fmt: skip
     # The official OpenAI client drives `qslm serve` in the tests; Schemathesis fuzzes its schema.
     install(session, "openai==3.57.0", "schemathesis==4.32.5")
     assert_not_installed(session, ALL_PLUGINS)
-    session.run("pytest", "tests/core", "--durations=15", *session.posargs)
+    session.run("pytest", "tests/core", *PARALLEL_ARGS, "--durations=15", *session.posargs)
 
 
 @nox.session(default=False)
@@ -102,8 +111,8 @@ def e2e(session: nox.Session) -> None:
     resume after SIGKILL, --nproc, the CLI contracts and third-party plugins."""
     install(session, "torch==2.13.0")
     # pip itself: the tests pip-install example plugins the way a user does (uv venvs have none).
-    install(session, "./qslm-core[qlora]", "pytest", "pip")
-    session.run("pytest", "tests/e2e", *session.posargs)
+    install(session, "./qslm-core[qlora]", "pytest", "pip", *PARALLEL)
+    session.run("pytest", "tests/e2e", *PARALLEL_ARGS, "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)

@@ -334,7 +334,8 @@ def test_qslm_serve_cli_with_api_key_and_two_builds(tiny_model_build, tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        # generous: two builds load while the other test worker trains (a deadline, not a timing)
+        deadline = time.monotonic() + 180
         while True:
             assert proc.poll() is None, proc.stdout.read()
             try:
