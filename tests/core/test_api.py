@@ -43,7 +43,11 @@ def test_the_lazy_table_the_static_imports_and_all_agree():
     # API reference: both must list exactly __all__
     tree = ast.parse(Path(qslm.api.__file__).read_text(encoding="utf-8"))
     [guarded] = [n for n in tree.body if isinstance(n, ast.If)]
-    static = {a.name: n.module for n in guarded.body for a in n.names}
+    static = {
+        a.asname or a.name: n.module + (f":{a.name}" if a.asname else "")
+        for n in guarded.body
+        for a in n.names
+    }
     assert static == qslm.api._EXPORTS
     assert set(static) == set(qslm.api.__all__)
     assert set(dir(qslm.api)) >= set(qslm.api.__all__)
@@ -93,3 +97,16 @@ def test_examples_and_shipped_plugins_import_from_the_api():
                 if top is None:
                     wrong.append(f"{path.relative_to(ROOT)}:{line}: from {module} import {names}")
     assert not wrong, "import these from qslm.api:\n" + "\n".join(wrong)
+
+
+def test_a_deprecated_name_works_and_warns(monkeypatch):
+    import pytest
+
+    monkeypatch.setitem(
+        qslm.api._DEPRECATED, "OldOptions", ("qslm.components:Options", "use qslm.api.Options")
+    )
+    with pytest.warns(DeprecationWarning, match="OldOptions is deprecated.*use qslm.api.Options"):
+        from qslm.api import OldOptions
+    assert OldOptions is qslm.api.Options
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        qslm.api.Nothing  # noqa: B018

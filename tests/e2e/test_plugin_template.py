@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 KINDS = {"solver": "qubo_solver", "evaluator": "evaluator", "data-source": "data_source"}
-KINDS["attention"] = "attention"
+KINDS |= {"attention": "attention", "trainer": "trainer"}
 
 
 def qslm(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):

@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and the API reference (griffe reads these)
+    from qslm.attention.hf import install as install_attention
     from qslm.components import (
         Artifact,
         AttentionBackend,
@@ -71,6 +72,7 @@ _EXPORTS = {
     "Evaluator": "qslm.components",
     "Options": "qslm.components",
     "Trainer": "qslm.components",
+    "install_attention": "qslm.attention.hf:install",
     "RunContext": "qslm.context",
     "ComponentNotFound": "qslm.errors",
     "ConfigError": "qslm.errors",
@@ -128,8 +130,9 @@ __all__ = [  # noqa: RUF022 (grouped by topic, the order of the reference page)
     "Deadline",
     "resolve_seed",
     "effective_time_limit",
-    # the run a component is called in
+    # the run a component is called in, and the attention backend a trainer installs
     "RunContext",
+    "install_attention",
     # errors (exit code 2: the user's mistake; 1: a failure at run time)
     "QslmError",
     "ConfigError",
@@ -155,12 +158,29 @@ __all__ = [  # noqa: RUF022 (grouped by topic, the order of the reference page)
 ]
 
 
+# Names on their way out: old name -> (module[:attr], what to use instead). A name stays here,
+# working and raising a DeprecationWarning, for at least one minor version before a major
+# version removes it (docs/plugins/compatibility.md).
+_DEPRECATED: dict[str, tuple[str, str]] = {}
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
+    if module is None and name in _DEPRECATED:
+        import warnings
+
+        module, instead = _DEPRECATED[name]
+        warnings.warn(
+            f"qslm.api.{name} is deprecated and goes in the next major version; {instead}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     if module is None:
         raise AttributeError(f"module 'qslm.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain global
+    module, _, attr = module.partition(":")  # "module:attr" names it differently there
+    value = getattr(importlib.import_module(module), attr or name)
+    if name in _EXPORTS:
+        globals()[name] = value  # the next lookup is a plain global (a deprecated one warns)
     return value
 
 

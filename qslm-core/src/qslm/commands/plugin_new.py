@@ -42,6 +42,12 @@ KINDS = {
         "Source",
         '[data]\nsource = "${name}"\n[data.options]\npaths = ["notes.csv"]\ncolumn = "text"',
     ),
+    "trainer": (
+        "qslm_register_trainers",
+        "trainer",
+        "Trainer",
+        '[train]\ntrainer = "${name}"\n[train.options]\nmax_steps = 200',
+    ),
     "attention": (
         "qslm_register_attention_backends",
         "attention backend",
@@ -51,6 +57,7 @@ KINDS = {
 }
 # Extra runtime dependencies of the generated component (beyond qslm-core).
 DEPENDENCIES = {"solver": ["numpy>=1.26"], "evaluator": ["transformers"], "attention": ["torch"]}
+DEPENDENCIES["trainer"] = ["torch", "transformers", "tokenizers", "accelerate"]
 # A component name as pipeline.toml writes it: lowercase words joined by ".", "-" or "_".
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)*$")
 
