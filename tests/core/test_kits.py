@@ -42,6 +42,25 @@ class TestJsonlSource(DataSourceConformance):
         return {"paths": ["qa.jsonl"]}
 
 
+class TestHfSource(DataSourceConformance):
+    source = "hf"
+
+    def write_inputs(self, folder, variant):
+        pytest.importorskip("datasets")
+        rows = [{"text": f"Row {i} of version {variant}."} for i in range(30)]
+        (folder / "rows.json").write_text("\n".join(json.dumps(r) for r in rows))
+        return {"path": "rows.json"}
+
+
+class TestDocumentsSource(DataSourceConformance):
+    source = "documents"
+
+    def write_inputs(self, folder, variant):
+        body = "".join(f"<p>Paragraph {i} on solvers, version {variant}.</p>" for i in range(20))
+        (folder / "page.html").write_text(f"<html><body>{body}</body></html>")
+        return {"paths": ["page.html"]}
+
+
 class TestPerplexityKit(EvaluatorConformance):
     evaluator = "perplexity"
 
@@ -248,11 +267,18 @@ def test_check_artifact_fails(scratch_build, tmp_path):
         (Artifact(model_dir=str(build / "model"), tokenizer_dir="model"), "relative"),
         (Artifact(model_dir="../elsewhere", tokenizer_dir="model"), "leaves the build"),
         (Artifact(model_dir="model", tokenizer_dir="model", kind="adapter"), "names no base"),
+        (Artifact(model_dir="weights", tokenizer_dir="model"), "is not a folder in the build"),
     ]
     for bad, message in cases:
         with pytest.raises(AssertionError, match=message):
             check_artifact(bad, build)
     copy = _copy(build, tmp_path)
+    for weights in (copy / artifact.model_dir).glob("*.safetensors"):
+        weights.rename(weights.with_suffix(".moved"))
+    with pytest.raises(AssertionError, match=r"no \*\.safetensors"):
+        check_artifact(artifact, copy)
+    for weights in (copy / artifact.model_dir).glob("*.moved"):
+        weights.rename(weights.with_suffix(".safetensors"))
     torch.save({}, copy / artifact.model_dir / "pytorch_model.bin")
     with pytest.raises(AssertionError, match="pickle files"):
         check_artifact(artifact, copy)
