@@ -103,3 +103,10 @@ def test_select_states_one_direction_from_the_recorded_sense():
     assert select_energy_direction({"qubo": {"sense": "max"}}) == "higher"
     assert select_energy_direction({"qubo": {"sense": "min"}}) == "lower"
     assert select_energy_direction({}) == "higher"  # the selection objective is maximised
+
+
+def test_module_selection_best_energy_is_the_largest_of_a_maximised_objective():
+    from qslm.report import _best_energy
+
+    ok = [{"status": "ok", "energy": e} for e in (1.0, 3.0)]
+    assert _best_energy({"attempts": [*ok, {"status": "failed", "energy": 9.0}]}) == 3.0

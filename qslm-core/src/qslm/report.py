@@ -275,7 +275,8 @@ def _best_energy(event: dict[str, Any]) -> float | None:
         and isinstance(a.get("energy"), int | float)
     ]
     if energies:
-        return min(energies)
+        # the module-selection objective is maximised (qslm.qubo.modules): the best is the max
+        return max(energies)
     energy = event.get("energy")
     return energy if isinstance(energy, int | float) else None
 
@@ -306,7 +307,8 @@ def _module_selection_section(modules: list[dict[str, Any]], plots: Path) -> lis
         ax.scatter(*zip(*fall, strict=True), color="tab:red", zorder=3, label="fallback used")
     if drawn:
         ax.set_xlabel("step")
-        ax.set_title("Module-selection QUBOs during training")
+        ax.set_title("Module-selection QUBOs during training (higher is better)")
+        ax.set_ylabel("objective / energy (maximised)")
         ax.grid(alpha=0.3)
         ax.legend()
         lines += [_save(fig, plots, "module_selection.png"), ""]
