@@ -110,8 +110,9 @@ def e2e(session: nox.Session) -> None:
     """End to end: the quickstart, the thesis-qa example (QLoRA, hence the qlora extra), builds,
     resume after SIGKILL, --nproc, the CLI contracts and third-party plugins."""
     install(session, "torch==2.13.0")
-    # pip itself: the tests pip-install example plugins the way a user does (uv venvs have none).
-    install(session, "./qslm-core[qlora]", "pytest", "pip", *PARALLEL)
+    # pip itself: the tests pip-install example plugins the way a user does (uv venvs have none);
+    # hatchling: the `qslm plugin new` packages are built without fetching it four times.
+    install(session, "./qslm-core[qlora]", "pytest", "pip", "hatchling", *PARALLEL)
     session.run("pytest", "tests/e2e", *PARALLEL_ARGS, "--durations=10", *session.posargs)
 
 

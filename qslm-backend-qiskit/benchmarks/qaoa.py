@@ -23,8 +23,8 @@ from importlib.metadata import version
 
 import numpy as np
 
+from qslm.api import Qubo
 from qslm.plugins import get_registry
-from qslm.qubo.model import Qubo
 
 
 def bqp_like(n: int, seed: int, density: float = 0.5) -> Qubo:

@@ -85,9 +85,8 @@ def build_model(folder: Path, size: str, seq_len: int) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """One training run in this process; prints one JSON line with the measurements."""
+    from qslm.api import Dataset, RunContext
     from qslm.attention.exact import ExactAttention
-    from qslm.components import Dataset
-    from qslm.context import RunContext
 
     common = dict(
         base_model=args.model,

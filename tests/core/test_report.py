@@ -85,7 +85,7 @@ def test_a_pipeline_build_has_a_report_with_every_plot(pipeline_build):
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["report"] == "report.md"
     assert report.startswith("# Build report: reported\n")
-    for name in ("loss.png", "metrics.png", "select.png", "attention_error.png"):
+    for name in ("loss.png", "compare.png", "select.png", "attention_error.png"):
         assert f"](report/{name})" in report
         assert_png(build / "report" / name)
     assert "warning" not in report
@@ -101,6 +101,8 @@ def test_a_pipeline_build_has_a_report_with_every_plot(pipeline_build):
     ppl = manifest["metrics"]["perplexity"]["perplexity"]
     assert f"| perplexity | perplexity | {ppl:.4g} |" in report
     assert "| 1 | exact | too_large |  |" in report and "| 2 | tabu | ok |" in report
+    assert "Energies and objectives below: higher is better." in report  # sense max, recorded
+    assert manifest["select"]["qubo"]["sense"] == "max"
     assert "2 attempt(s), 1 failed (each failure fell back to the next solver)" in report
     error = manifest["metrics"]["attention-error"]["attention_rel_error_layer_0"]
     assert f"| layer 0 | {error:.4g} |" in report

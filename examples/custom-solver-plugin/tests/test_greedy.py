@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from qslm.api import SolverConformance, brute_force, random_qubo
 from qslm.config import load_pipeline
 from qslm.plugins import get_registry
-from qslm.testing import SolverConformance, brute_force, random_qubo
 
 
 class TestGreedyConformance(SolverConformance):

@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qslm.errors import ConfigError, RemoteTimeout, ServiceUnavailable
-from qslm.qubo.solver import Deadline
+from qslm.api import ConfigError, Deadline, RemoteTimeout, ServiceUnavailable
 from qslm.remote import Fault, RetryPolicy
 from qslm.remote import Remote as CoreRemote
 from qslm_azure.workspace import HOW_TO_PROVIDE, redact

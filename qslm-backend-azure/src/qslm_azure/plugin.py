@@ -4,7 +4,7 @@ Entry point: ``qslm = "azure = qslm_azure.plugin"``. Targets are strings, so lis
 never imports the Azure SDK or Qiskit.
 """
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

@@ -21,14 +21,16 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from qslm.components import Options
-from qslm.errors import ConfigError, QslmError, RemoteTimeout
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
+    ConfigError,
     Deadline,
+    Options,
     ProblemTooLarge,
+    QslmError,
+    Qubo,
     QuboSolver,
+    RemoteTimeout,
     SolveResult,
     effective_time_limit,
     resolve_seed,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qslm.errors import ConfigError, MissingCredentials
+from qslm.api import ConfigError, MissingCredentials
 from qslm.secrets import Redactor
 
 CONNECTION_ENV = "AZURE_QUANTUM_CONNECTION_STRING"

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from qslm.errors import ConfigError
+from qslm.api import ConfigError
 from qslm.secrets import Redactor
 from qslm_dwave.errors import MissingCredentials
 

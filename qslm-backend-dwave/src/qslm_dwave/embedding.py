@@ -20,7 +20,7 @@ from qslm_dwave.errors import EmbeddingImpossible, EmbeddingNotFound
 if TYPE_CHECKING:
     import networkx as nx
 
-    from qslm.qubo.model import Qubo
+    from qslm.api import Qubo
 
 Method = Literal["auto", "minorminer", "clique"]
 

@@ -7,8 +7,7 @@ and a solver portfolio records the failure and moves on to the next solver.
 from __future__ import annotations
 
 from qslm import errors as core
-from qslm.errors import ConfigError, QslmError
-from qslm.qubo.solver import ProblemTooLarge
+from qslm.api import ConfigError, ProblemTooLarge, QslmError
 
 
 class MissingCredentials(core.MissingCredentials):

@@ -25,10 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from qslm.components import Options
-from qslm.errors import ConfigError, QslmError
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import Capabilities, QuboSolver, SolveResult
+from qslm.api import Capabilities, ConfigError, Options, QslmError, Qubo, QuboSolver, SolveResult
 from qslm_dwave import __version__
 from qslm_dwave.credentials import redact_sdk_logs
 from qslm_dwave.samplesets import choose_seed, dist_version, sample_matrix

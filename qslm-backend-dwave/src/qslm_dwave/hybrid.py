@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
     Deadline,
     ProblemTooLarge,
+    Qubo,
     QuboSolver,
     SolveResult,
     effective_time_limit,

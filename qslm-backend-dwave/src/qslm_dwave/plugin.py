@@ -4,7 +4,7 @@ Entry point: ``qslm = "dwave = qslm_dwave.plugin"``. Targets are strings, so lis
 never imports dimod or the Ocean SDK.
 """
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from qslm.errors import ConfigError
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
+    ConfigError,
     Deadline,
+    Qubo,
     QuboSolver,
     SolveResult,
     effective_time_limit,

@@ -18,9 +18,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from qslm.components import Options
-from qslm.errors import ConfigError
-from qslm.qubo.solver import Deadline
+from qslm.api import ConfigError, Deadline, Options
 from qslm.remote import Fault, RetryPolicy
 from qslm.remote import Remote as CoreRemote
 from qslm_dwave.credentials import HOW_TO_PROVIDE, redact

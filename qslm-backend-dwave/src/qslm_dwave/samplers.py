@@ -14,12 +14,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from qslm.components import Options
-from qslm.errors import ConfigError
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
+    ConfigError,
     Deadline,
+    Options,
+    Qubo,
     QuboSolver,
     SolveResult,
     effective_time_limit,

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qslm.qubo.solver import resolve_seed
+from qslm.api import resolve_seed
 
 if TYPE_CHECKING:
     import dimod
 
-    from qslm.qubo.model import Qubo
+    from qslm.api import Qubo
 
 # dwave-samplers' SimulatedAnnealingSampler takes seeds below 2^31 (its TabuSampler 2^32).
 SEED_LIMIT = 2**31

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from qslm.qubo.model import Qubo
+    from qslm.api import Qubo
 
 
 @dataclass(frozen=True)

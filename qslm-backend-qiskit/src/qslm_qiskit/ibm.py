@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qslm.errors import ConfigError
+from qslm.api import ConfigError
 from qslm.secrets import Redactor
 from qslm_qiskit.errors import MissingCredentials, RemoteTimeout, ServiceUnavailable
 

@@ -5,7 +5,7 @@ attention backend ``qiskit.sampled``. Targets are strings, so listing plugins
 never imports Qiskit.
 """
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

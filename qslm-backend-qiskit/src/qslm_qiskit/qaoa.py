@@ -15,12 +15,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from qslm.components import Options
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
     Deadline,
+    Options,
     ProblemTooLarge,
+    Qubo,
     QuboSolver,
     SolveResult,
     effective_time_limit,

@@ -26,8 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from qslm.components import AttentionBackend, Options
-from qslm.errors import ConfigError, QslmError
+from qslm.api import AttentionBackend, ConfigError, Options, QslmError
 
 # 2^10 = 1024 keys: a 10-qubit template has 1023 RY and 1022 CX gates; past that, one row costs
 # more than the rest of a small model's step.

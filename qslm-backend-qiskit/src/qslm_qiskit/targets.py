@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qslm.errors import ConfigError
+from qslm.api import ConfigError
 
 # A statevector of n qubits holds 2^n complex amplitudes. Measured on a 2-core VM: at 20 qubits
 # one estimator call of a reps-1 QAOA circuit takes ~4 s and sampling it ~27 s; each further

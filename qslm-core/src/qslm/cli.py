@@ -430,6 +430,10 @@ from qslm.commands.data import data_command  # noqa: E402  (imports click only)
 
 cli.add_command(data_command)
 
+from qslm.commands.plugin_new import plugin_group  # noqa: E402  (imports click only)
+
+cli.add_command(plugin_group)
+
 
 def _add_export_command() -> None:
     from qslm.export.cli import export_command  # imports click only

@@ -74,9 +74,13 @@ class Dataset:
 
 
 class DataSource(Component):
+    """Turns files or datasets into training records (``[data]``); checked by
+    :class:`qslm.testing.DataSourceConformance`."""
+
     @abstractmethod
     def load(self, ctx: RunContext) -> Dataset:
-        """Do the component's work."""
+        """Read the records, split them with ``ctx.seed`` (the same inputs and seed give the
+        same split) and hash the content (file names and bytes, not absolute paths)."""
 
 
 @dataclass
@@ -107,13 +111,19 @@ class AttentionBackend(Component):
 
 
 class Trainer(Component):
+    """Turns records into a model in the build folder (``[train]``); checked by
+    :class:`qslm.testing.TrainerConformance`."""
+
     supports_module_selection: ClassVar[bool] = False
     """Whether ``[train.select_modules]`` may be used with this trainer: it trains LoRA
     modules and adds ``qslm.train.module_select.callback_for`` to its Trainer's callbacks."""
 
     @abstractmethod
     def train(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> Artifact:
-        """Do the component's work."""
+        """Train on ``data.train`` (after ``[select]``: the chosen subset) with ``attention``
+        installed, save safetensors weights and the tokenizer under ``ctx.build_dir``, keep
+        resumable checkpoints under ``ctx.checkpoint_dir`` and start from
+        ``ctx.resume_checkpoint()``; return where they are."""
 
     def estimate(self) -> Estimate | None:
         """Memory and disk the training will need, checked by ``qslm validate`` and ``run``
@@ -122,6 +132,12 @@ class Trainer(Component):
 
 
 class Evaluator(Component):
+    """Measures a trained model and returns named metrics (``[evaluate.NAME]``); checked by
+    :class:`qslm.testing.EvaluatorConformance`."""
+
     @abstractmethod
     def evaluate(self, ctx: RunContext, artifact: Artifact, data: Dataset) -> dict[str, float]:
-        """Do the component's work."""
+        """Metrics of the model at ``ctx.build_dir / artifact.model_dir``: names of letters,
+        digits and ``_ . - /``, values finite ints or floats. ``data`` is what training saw
+        (``data.train`` is the ``[select]`` subset when there is one). Write files only under
+        ``ctx.build_dir``."""

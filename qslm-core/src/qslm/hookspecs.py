@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("qslm")
 hookimpl = pluggy.HookimplMarker("qslm")
+"""Marks a plugin's function as the implementation of a ``qslm`` hook: ``@hookimpl``."""
 
 
 @hookspec

@@ -56,6 +56,9 @@ KNOWN_PACKAGES: dict[str, str] = {
 
 
 class Register(Protocol):
+    """The ``register`` callback a registration hook receives: ``register(name, target,
+    summary="")``, target a component class or a lazy ``"module:Class"`` string."""
+
     def __call__(self, name: str, target: str | type, *, summary: str = "") -> None: ...
 
 

@@ -8,7 +8,6 @@ section that fails becomes a warning line in the report, never a lost build.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Callable
@@ -16,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from qslm.builds import RUN_STATE
+from qslm.report_plots import PLOTS
+from qslm.report_plots import figure as _figure
+from qslm.report_plots import fmt as _fmt
+from qslm.report_plots import save as _save
+from qslm.report_plots import table as _table
 
 REPORT = "report.md"
-PLOTS = "report"
 _LAYER = re.compile(r"^attention_rel_error_layer_(\d+)$")
 
 
@@ -79,37 +82,6 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             events.append(record)
     return events
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(_fmt(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return out
-
-
-def _figure(width: float = 7.0, height: float = 4.0) -> Any:
-    # The object-oriented API with the Agg canvas: no pyplot global state and no GUI backend,
-    # so it works on a headless machine and inside threads.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, plots: Path, name: str) -> str:
-    fig.tight_layout()
-    fig.savefig(plots / name, format="png")
-    return f"![{name}]({PLOTS}/{name})"
 
 
 def _header(build_dir: Path, manifest: dict[str, Any]) -> list[str]:
@@ -179,43 +151,12 @@ def _training(
     return lines
 
 
-def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
-
-
 def _evaluation(
     build_dir: Path, manifest: dict[str, Any], events: list[dict[str, Any]], plots: Path
 ) -> list[str]:
-    metrics = {
-        name: _numeric(m)
-        for name, m in (manifest.get("metrics") or {}).items()
-        if isinstance(m, dict)
-    }
-    # Per-layer attention errors have a section of their own.
-    metrics = {n: {k: v for k, v in m.items() if not _LAYER.match(k)} for n, m in metrics.items()}
-    metrics = {n: m for n, m in metrics.items() if m}
-    if not metrics:
-        return ["No evaluator metrics in this build."]
-    rows = [[name, k, v] for name, m in metrics.items() for k, v in m.items()]
-    fig = _figure(8.0, 1.2 + 0.9 * sum(len(m) for m in metrics.values()) ** 0.5 * len(metrics))
-    for i, (name, m) in enumerate(metrics.items(), start=1):
-        ax = fig.add_subplot(len(metrics), 1, i)
-        keys, values = list(m), list(m.values())
-        ax.barh(keys, values, color="tab:blue")
-        ax.invert_yaxis()
-        positive = [v for v in values if v > 0]
-        # Metrics of one evaluator may differ by orders of magnitude (perplexity 20 against an
-        # untrained 500, token counts in thousands): a log axis keeps all of them readable.
-        if len(positive) == len(values) and max(values) / min(values) > 100:
-            ax.set_xscale("log")
-        for y, v in enumerate(values):
-            ax.annotate(_fmt(v), (v, y), xytext=(3, 0), textcoords="offset points", va="center")
-        ax.set_title(name)
-    return [_save(fig, plots, "metrics.png"), "", *_table(["evaluator", "metric", "value"], rows)]
+    from qslm.report_metrics import evaluation_section
+
+    return evaluation_section(build_dir, manifest, plots, skip=_LAYER)
 
 
 def _select_record(build_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -250,8 +191,13 @@ def _select_section(record: dict[str, Any], plots: Path) -> list[str]:
         f"{_fmt(record.get('energy'))}.",
         "",
     ]
+    better = select_energy_direction(record)
+    lines += [f"Energies and objectives below: {better} is better.", ""]
     comparison = record.get("comparison") or {}
     fig = _figure(9.0, 3.8)
+    # one convention for the figure, stated once: a build before the sense was recorded
+    # solved the maximised selection objective too
+    fig.suptitle(f"[select]: {better} is better in both panels", fontsize=10)
     ax = fig.add_subplot(1, 2, 1)
     if attempts:
         labels = [f"{i + 1}. {a.get('solver') or '?'}" for i, a in enumerate(attempts)]
@@ -272,7 +218,7 @@ def _select_section(record: dict[str, Any], plots: Path) -> list[str]:
                 va="center",
                 bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8},
             )
-        ax.set_ylabel("best energy (lower is better)")
+        ax.set_ylabel(f"best energy ({better} is better)")
         ax.set_title("Solver attempts in order (red: failed)", fontsize=10)
         ax.tick_params(axis="x", rotation=20)
     else:
@@ -286,6 +232,7 @@ def _select_section(record: dict[str, Any], plots: Path) -> list[str]:
     if shown:
         ax2.bar([s[0] for s in shown], [s[1] for s in shown], color="tab:purple")
         ax2.set_title("Subset objective (higher is better)", fontsize=10)
+        ax2.set_ylabel("objective (higher is better)")
         ax2.tick_params(axis="x", rotation=20)
     lines.append(_save(fig, plots, "select.png"))
     if attempts:
@@ -313,6 +260,12 @@ def _select_section(record: dict[str, Any], plots: Path) -> list[str]:
     return lines
 
 
+def select_energy_direction(record: dict[str, Any]) -> str:
+    """Which attempt energy is better, "higher" or "lower", from the selection QUBO's sense
+    (the selection objective is maximised; builds from before the sense was recorded too)."""
+    return "lower" if (record.get("qubo") or {}).get("sense") == "min" else "higher"
+
+
 def _best_energy(event: dict[str, Any]) -> float | None:
     energies = [
         a["energy"]
@@ -322,7 +275,8 @@ def _best_energy(event: dict[str, Any]) -> float | None:
         and isinstance(a.get("energy"), int | float)
     ]
     if energies:
-        return min(energies)
+        # the module-selection objective is maximised (qslm.qubo.modules): the best is the max
+        return max(energies)
     energy = event.get("energy")
     return energy if isinstance(energy, int | float) else None
 
@@ -353,7 +307,8 @@ def _module_selection_section(modules: list[dict[str, Any]], plots: Path) -> lis
         ax.scatter(*zip(*fall, strict=True), color="tab:red", zorder=3, label="fallback used")
     if drawn:
         ax.set_xlabel("step")
-        ax.set_title("Module-selection QUBOs during training")
+        ax.set_title("Module-selection QUBOs during training (higher is better)")
+        ax.set_ylabel("objective / energy (maximised)")
         ax.grid(alpha=0.3)
         ax.legend()
         lines += [_save(fig, plots, "module_selection.png"), ""]

@@ -28,11 +28,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from qslm.components import Options
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
     Deadline,
+    Options,
+    Qubo,
     QuboSolver,
     SolveResult,
     effective_time_limit,

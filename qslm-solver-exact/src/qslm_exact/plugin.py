@@ -4,7 +4,7 @@ Entry point: ``qslm = "exact = qslm_exact.plugin"``. The target is a string, so 
 plugins never imports highspy.
 """
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

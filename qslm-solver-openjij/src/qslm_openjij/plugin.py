@@ -4,7 +4,7 @@ Entry point: ``qslm = "openjij = qslm_openjij.plugin"``. Targets are strings, so
 plugins never imports openjij.
 """
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from importlib import metadata
 from importlib.util import find_spec
 from types import ModuleType
 
-from qslm.errors import ConfigError
+from qslm.api import ConfigError
 
 # The libraries Unsloth patches and wants to import after itself (its own list).
 PATCHED = ("transformers", "trl", "peft")

@@ -4,7 +4,7 @@ Entry point: ``qslm = "unsloth = qslm_unsloth.plugin"``. The trainer is register
 string, so listing plugins imports neither unsloth nor torch.
 """
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

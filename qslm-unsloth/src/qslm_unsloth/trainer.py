@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from qslm.components import Artifact, AttentionBackend, Dataset
-from qslm.errors import ConfigError, QslmError
+from qslm.api import Artifact, AttentionBackend, ConfigError, Dataset, QslmError
 from qslm.train.lora import KEY, LoraOptions, LoraTrainer
 from qslm_unsloth.first_import import import_unsloth
 
 if TYPE_CHECKING:
-    from qslm.context import RunContext
+    from qslm.api import RunContext
 
 DTYPES = {"auto": None, "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 

@@ -16,11 +16,11 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from qslm.components import Options
-from qslm.qubo.model import Qubo
-from qslm.qubo.solver import (
+from qslm.api import (
     Capabilities,
     Deadline,
+    Options,
+    Qubo,
     QuboSolver,
     SolveResult,
     effective_time_limit,

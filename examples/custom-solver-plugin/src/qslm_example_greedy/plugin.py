@@ -1,6 +1,6 @@
 """Registers ``example.greedy``. The target is a string, so listing plugins imports no numpy."""
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Registers the evaluator lazily: listing plugins does not import wordcount.py."""
 
-from qslm.hookspecs import hookimpl
+from qslm.api import hookimpl
 
 
 @hookimpl

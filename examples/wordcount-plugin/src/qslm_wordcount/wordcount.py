@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from qslm.components import Evaluator, Options
+from qslm.api import Evaluator, Options
 
 
 class WordCountOptions(Options):

@@ -108,6 +108,10 @@ class MpsAttention(AttentionBackend):
         self._generators: dict[str, Any] = {}
         self.stats: dict[str, float] = {}
 
+    def reseed(self) -> None:
+        """Start every generator again from ``seed`` (as :class:`SampledAttention` does)."""
+        self._generators.clear()
+
     def attend(
         self, query: Any, key: Any, value: Any, attention_mask: Any = None, **kwargs: Any
     ) -> tuple[Any, Any]:

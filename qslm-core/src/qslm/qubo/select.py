@@ -299,7 +299,11 @@ def run_select_stage(ctx: RunContext, config: SelectConfig, data: Dataset) -> Da
         relevance="query" if query else "centroid",
         options=opts.model_dump(mode="json"),
         background_similarity=round(sp.background, 6),
-        qubo={**cq.describe(), "interactions": sp.objective.num_interactions},
+        qubo={
+            **cq.describe(),
+            "interactions": sp.objective.num_interactions,
+            "sense": cq.qubo.sense,  # of the attempts' energies (the report states it)
+        },
         solver=result.solver if result is not None else None,
         attempts=attempts,
         status=result.status if result is not None else "repaired_after_failures",

@@ -1,4 +1,5 @@
-"""Testing kit for plugin authors: conformance checks for QUBO solvers, small problems with
+"""Testing kit for plugin authors: conformance checks for QUBO solvers, data sources,
+evaluators, trainers and attention backends, small problems with
 known answers, checks that a plugin is found and listing stays light, and pytest fixtures
 (the ``qslm`` pytest plugin).
 
@@ -28,6 +29,23 @@ _EXPORTS = {
     "all_assignments": "qslm.testing.problems",
     "check_plugin_listed": "qslm.testing.plugins",
     "check_listing_is_light": "qslm.testing.plugins",
+    "DataSourceConformance": "qslm.testing.data_sources",
+    "check_dataset": "qslm.testing.data_sources",
+    "check_deterministic": "qslm.testing.data_sources",
+    "check_hash_follows_content": "qslm.testing.data_sources",
+    "EvaluatorConformance": "qslm.testing.evaluators",
+    "check_metrics": "qslm.testing.evaluators",
+    "check_effects": "qslm.testing.evaluators",
+    "tiny_dataset": "qslm.testing.evaluators",
+    "tiny_artifact": "qslm.testing.evaluators",
+    "TrainerConformance": "qslm.testing.trainers",
+    "check_artifact": "qslm.testing.trainers",
+    "check_resumed": "qslm.testing.trainers",
+    "AttentionConformance": "qslm.testing.attention",
+    "check_signature": "qslm.testing.attention",
+    "check_output": "qslm.testing.attention",
+    "check_masked_keys_ignored": "qslm.testing.attention",
+    "make_context": "qslm.testing.kit",
 }
 
 __all__ = sorted(_EXPORTS)
