@@ -15,8 +15,9 @@ import importlib
 import re
 from typing import Any
 
-COMPONENTS_MARKER = "<!-- qslm:components -->"
-OPTIONS_MARKER = re.compile(r"<!-- qslm:options ([\w.]+):(\w+) -->")
+# markers stand alone on their line (a page may mention them in running text)
+COMPONENTS_MARKER = re.compile(r"^<!-- qslm:components -->$", re.M)
+OPTIONS_MARKER = re.compile(r"^<!-- qslm:options ([\w.]+):(\w+) -->$", re.M)
 
 # kind -> page heading, in the order a pipeline uses them
 KIND_TITLES = {
@@ -115,6 +116,6 @@ def on_config(config: Any) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    if COMPONENTS_MARKER in markdown:
-        markdown = markdown.replace(COMPONENTS_MARKER, components_markdown())
+    if COMPONENTS_MARKER.search(markdown):
+        markdown = COMPONENTS_MARKER.sub(lambda _: components_markdown(), markdown)
     return OPTIONS_MARKER.sub(_options_for, markdown)
