@@ -279,3 +279,15 @@ def test_the_front_pages_plugin_is_the_tested_example(name):
     code = {line.rstrip() for line in example.read_text(encoding="utf-8").splitlines()}
     shown = [re.sub(r"  # .*$", "", line).rstrip() for line in block.splitlines()]
     assert not [line for line in shown if line not in code]
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", *(p.name + "/README.md" for p in ROOT.glob("qslm-*"))]
+)
+def test_front_page_links_resolve(page):
+    """The front pages are read on GitHub and PyPI, outside the site's strict build."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    base = (ROOT / page).parent
+    broken = [t for t in targets if "://" not in t and not (base / t).exists()]
+    assert not broken, f"{page}: links to missing files: {broken}"
