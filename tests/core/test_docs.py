@@ -311,3 +311,17 @@ def test_front_page_links_resolve(page):
     base = (ROOT / page).parent
     broken = [t for t in targets if "://" not in t and not (base / t).exists()]
     assert not broken, f"{page}: links to missing files: {broken}"
+
+
+def test_the_front_pages_pipeline_is_valid(tmp_path):
+    from qslm.config import load_pipeline
+    from qslm.plugins import get_registry
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pipeline = re.search(r"## A pipeline\n\n```toml\n(.*?)```", readme, re.S)[1]
+    (tmp_path / "notes").mkdir()
+    paragraphs = [f"Paragraph {i} says something about annealing." for i in range(300)]
+    (tmp_path / "notes" / "a.md").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    (tmp_path / "notes.toml").write_text(pipeline, encoding="utf-8")
+    config = load_pipeline(tmp_path / "notes.toml", get_registry())
+    assert config.select.size == 200
