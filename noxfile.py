@@ -137,6 +137,19 @@ def export(session: nox.Session) -> None:
     session.run("pytest", "tests/core/test_export_gguf.py", *session.posargs)
 
 
+DOCS_PACKAGES = ["mkdocs", "mkdocs-material", "mkdocstrings-python", "mkdocs-click"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict (a broken link, a missing reference or a
+    warning fails), then tests/core/test_docs.py, which checks it against the code (its CLI
+    test needs mkdocs-click, installed only here). No torch: the site imports none."""
+    install(session, "./qslm-core", "pytest", *DOCS_PACKAGES)
+    session.run("python", "-m", "mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("pytest", "tests/core/test_docs.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""

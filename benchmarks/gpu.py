@@ -17,7 +17,7 @@ schedule and seed, so the same model learns the same way: the losses after N ste
 beside each other. Throughput = trained tokens / wall time of the steps after the warm-up ones
 (``torch.cuda.synchronize`` at each step end); memory = ``torch.cuda.max_memory_allocated``.
 
-    python benchmarks/gpu.py --out results/            # on a CUDA machine (see docs/gpu.md)
+    python benchmarks/gpu.py --out results/            # on a CUDA machine (see docs/how-to/gpu.md)
     python benchmarks/gpu.py --cpu --out /tmp/gpu-cpu  # tiny configs on the CPU: the CI check
 
 Without CUDA and without ``--cpu`` it refuses in one line (exit 2). Writes ``gpu.json`` and

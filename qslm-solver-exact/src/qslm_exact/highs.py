@@ -7,7 +7,7 @@ that the objective pushes against needs a constraint: for w > 0 the minimum want
 ``y >= x_i + x_j - 1``; for w < 0 it wants y high, so ``y <= x_i`` and ``y <= x_j``. At any
 integer x the best y is then exactly ``x_i x_j``, so the MIP's optimum is the QUBO's.
 
-HiGHS was chosen over OR-Tools CP-SAT by measurement (docs/solvers.md): on bqp100_1 HiGHS
+HiGHS was chosen over OR-Tools CP-SAT by measurement (docs/benchmarks/solvers.md): on bqp100_1 HiGHS
 proved the optimum in 18 s on a busy 2-core machine, CP-SAT (same linearisation, 2 workers)
 had a gap of 158% after 60 s. A short run of the core's ``tabu`` comes first (a
 short run), so a stopped solve is never worse than the heuristic. That solution is not

@@ -27,7 +27,9 @@ class SampledOptions(Options):
     """``[attention.options]`` of the ``sampled`` backend."""
 
     strategy: Literal["naive", "stratified", "hybrid", "control_variate", "adaptive"] = Field(
-        "naive", description="Estimator of each row's output (see the README's table)."
+        "naive",
+        description="Estimator of each row's output (the table in "
+        "docs/explanations/sampled-attention.md).",
     )
     samples: int = Field(
         32,

@@ -5,7 +5,8 @@ llama-cpp-python, so the converter and the runtime that loads its output are one
 
 No wheel on PyPI ships this converter with its maintainers' authority: the ``gguf`` package is
 only gguf-py (the writer), and the repackagings found there are stale or unofficial (see
-docs/export.md). ``--llama-cpp DIR`` (or ``QSLM_LLAMA_CPP``) uses a llama.cpp checkout instead.
+docs/how-to/export.md). ``--llama-cpp DIR`` (or ``QSLM_LLAMA_CPP``) uses a llama.cpp checkout
+instead.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ def _run(converter: Converter, hf: Path, out: Path, outtype: str, pre: str) -> P
     if "BPE pre-tokenizer was not recognized" in text:
         raise ConfigError(
             "llama.cpp's converter does not know this tokenizer's pre-tokenizer and qslm could "
-            "not match it to one it implements; see docs/export.md (pre-tokenizers)"
+            "not match it to one it implements; see docs/how-to/export.md (pre-tokenizers)"
         )
     last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["no output"]
     raise QslmError(f"llama.cpp's converter failed: {last[0]} (full log: {log})")

@@ -8,7 +8,7 @@ transformers 5.24 on the CPU it works and gives the same greedy tokens, but it s
 request from torch's global RNG inside one background loop, so a seeded request's draw depends
 on which other requests share its batch (seeds would not reproduce), and on the CPU its paged
 eager attention decoded 32 requests at 1062 tokens/s against 1304 for one padded ``generate``
-call (benchmarks/batching_engines.py, docs/serving.md). Per-row processors and stopping
+call (benchmarks/batching_engines.py, docs/how-to/serving.md). Per-row processors and stopping
 criteria are the library's own extension points for ``generate``; the only scheduling written
 here is the queue that groups waiting requests, because ``generate`` takes a batch, not a
 stream of requests.

@@ -79,7 +79,7 @@ def serve(
     )
     size, workers = settings.batcher_shape()
     # On a machine shared with other jobs, fewer threads than cores can be much faster: an op
-    # split over 2 threads waits for whichever was preempted (docs/serving.md, "Measured").
+    # split over 2 threads waits for whichever was preempted (docs/how-to/serving.md, "Measured").
     torch.set_num_threads(torch_threads or torch_threads_for(workers, usable_cpus()))
     for path in paths:
         click.echo(f"{'loading' if load == 'eager' else 'serving'} {path} ...", err=True)

@@ -70,7 +70,7 @@ class TabuSolver(QuboSolver):
             description="Restart a chain after this many moves without improving it; default "
             "max(200, 2 n) (numpy engine) or max(200, 10 n) (numba engine: 10 n found more on "
             "generated max-cut and Beasley-style instances of 800-1000 variables, "
-            "docs/solvers.md).",
+            "docs/benchmarks/solvers.md).",
         )
         time_limit: float | None = Field(default=None, gt=0)
         target: float | None = Field(
