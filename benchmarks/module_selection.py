@@ -26,7 +26,7 @@ the same residual stream (q/k/v, gate/up) start redundant -- the model where the
 terms could matter.
 
 Usage:  python benchmarks/module_selection.py [--seeds 3] [--steps 60] [--json out.json]
-        python benchmarks/module_selection.py --init pissa --rank 16
+        python benchmarks/module_selection.py --init pissa --conditions qubo,knapsack,random
 """
 
 from __future__ import annotations
