@@ -10,12 +10,23 @@ for the same steps from the same seed (same initial adapter, same batches):
 - ``all``: every module, every step (budget = all LoRA parameters; the reference);
 - ``qubo``: ``[train.select_modules]`` as qslm runs it (tabu, redundancy weight 1);
 - ``qubo_w0``: the same with redundancy_weight 0 (importance only), to see what redundancy adds;
+- ``knapsack``: the classical baseline, greedy importance per parameter done exactly: the
+  QUBO without its quadratic terms (the same window importances and budget) solved as a 0/1
+  knapsack by HiGHS's MIP (``scipy.optimize.milp``, optimality proven);
 - ``random``: a random choice filling the same budget, re-drawn every window.
 
 Reported: the final held-out loss (mean token cross-entropy), mean +- std over seeds, and
-the per-seed difference to ``random`` (paired: same seed, same data order).
+the per-seed difference to ``random`` and to ``knapsack`` (paired: same seed, same data
+order); for each QUBO window, whether the redundancy terms changed the choice (qubo against
+qubo_w0) and how much importance the QUBO choice keeps of the knapsack optimum.
+
+``--rank`` and ``--init`` change the LoRA: ``--init pissa`` starts each adapter on the
+principal input directions of its pretrained weight (peft's PiSSA), so modules that read
+the same residual stream (q/k/v, gate/up) start redundant -- the model where the quadratic
+terms could matter.
 
 Usage:  python benchmarks/module_selection.py [--seeds 3] [--steps 60] [--json out.json]
+        python benchmarks/module_selection.py --init pissa --conditions qubo,knapsack,random
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from paired import describe, paired  # benchmarks/paired.py, beside this file
 
 from qslm.components import Dataset
 from qslm.context import RunContext
@@ -70,6 +82,65 @@ class RandomSelector(ModuleSelector):
         record.update(params=used, budget=self.budget, solver="random", fallback_used=False)
         self.decisions.append(record)
         return record
+
+
+class KnapsackSelector(ModuleSelector):
+    """Greedy importance per parameter done exactly: the window's QUBO without its quadratic
+    terms (same importances, same budget) as a 0/1 knapsack."""
+
+    def decide(self, step: int) -> dict:
+        started = time.perf_counter()
+        imp = self.importance()
+        self.chosen = knapsack(imp, self.counts, self.budget)
+        self.apply()
+        names = [n for n, c in zip(self.names, self.chosen, strict=True) if c]
+        record = {"step": step, "chosen": names}
+        record.update(params=int(self.counts[self.chosen].sum()), budget=self.budget)
+        record.update(solver="knapsack", fallback_used=False)
+        record.update(wall_s=round(time.perf_counter() - started, 4))
+        self.decisions.append(record)
+        return record
+
+
+class ComparingSelector(ModuleSelector):
+    """The QUBO selector as qslm runs it, also noting per window the importance its choice
+    keeps and the knapsack optimum of the same importances (the linear part's best)."""
+
+    def importance(self) -> np.ndarray:
+        self.window_importance = super().importance()
+        return self.window_importance
+
+    def decide(self, step: int) -> dict:
+        record = super().decide(step)
+        imp = self.window_importance
+        best = knapsack(imp, self.counts, self.budget)
+        record["importance_kept"] = round(float(imp[self.chosen].sum()), 6)
+        record["importance_knapsack"] = round(float(imp[best].sum()), 6)
+        record["same_as_knapsack"] = bool(np.array_equal(best, self.chosen))
+        return record
+
+
+def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> np.ndarray:
+    """The 0/1 knapsack optimum (a mask), proven by HiGHS's branch and bound through
+    ``scipy.optimize.milp``: scipy is a core dependency and the solver is the field's, where a
+    dynamic programme would be our own code (and the exact plugin solves QUBOs, not this)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    m = len(values)
+    row = LinearConstraint(np.asarray(weights, dtype=float)[None, :], 0, capacity)
+    res = milp(
+        -np.asarray(values, dtype=float),
+        constraints=row,
+        integrality=np.ones(m),
+        bounds=Bounds(0, 1),
+        options={"mip_rel_gap": 0.0},
+    )
+    if res.status != 0:
+        raise RuntimeError(f"knapsack: HiGHS did not prove an optimum ({res.message})")
+    return np.asarray(res.x) > 0.5
+
+
+SELECTORS = {"random": RandomSelector, "knapsack": KnapsackSelector}
 
 
 def files(numbers: range) -> list[str]:
@@ -124,7 +195,14 @@ def run(condition: str, seed: int, args, model_dir: Path, data, workdir: Path) -
     train_rows, held = data
     transformers.set_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir)
-    lora = LoraConfig(r=8, lora_alpha=16, target_modules=TARGETS, lora_dropout=0.0)
+    init = "pissa_niter_4" if args.init == "pissa" else True
+    lora = LoraConfig(
+        r=args.rank,
+        lora_alpha=2 * args.rank,
+        target_modules=TARGETS,
+        lora_dropout=0.0,
+        init_lora_weights=init,
+    )
     model = get_peft_model(base, lora)
     callbacks = []
     selector = None
@@ -137,7 +215,7 @@ def run(condition: str, seed: int, args, model_dir: Path, data, workdir: Path) -
         )
         reg = get_registry()
         solvers = [(n, reg.get("qubo_solver", n).load()()) for n in ("tabu", "anneal")]
-        cls = RandomSelector if condition == "random" else ModuleSelector
+        cls = SELECTORS.get(condition, ComparingSelector)
         selector = cls(model, opts, solvers, seed=seed)
         callbacks.append(make_callback(selector))
     targs = TrainingArguments(
@@ -172,6 +250,10 @@ def run(condition: str, seed: int, args, model_dir: Path, data, workdir: Path) -
         "select_s": round(sum(d.get("wall_s", 0.0) for d in decisions), 3),
         "fallbacks": sum(bool(d["fallback_used"]) for d in decisions),
         "chosen": [d["chosen"] for d in decisions],
+        "max_redundancy": [d.get("max_redundancy") for d in decisions],
+        "importance_kept": [d.get("importance_kept") for d in decisions],
+        "importance_knapsack": [d.get("importance_knapsack") for d in decisions],
+        "same_as_knapsack": [d.get("same_as_knapsack") for d in decisions],
     }
 
 
@@ -183,8 +265,11 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--budget", type=float, default=0.25)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--conditions", default="all,qubo,qubo_w0,random")
+    p.add_argument("--conditions", default="all,qubo,qubo_w0,knapsack,random")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    p.add_argument("--init", choices=["default", "pissa"], default="default", help="LoRA init")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/qslm-bench-module-selection"))
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
@@ -193,7 +278,7 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     info = {**machine_info(), "torch": torch.__version__, "transformers": transformers.__version__}
     print(json.dumps(info))
     started = time.perf_counter()
@@ -203,7 +288,7 @@ def main() -> int:
     data = blocks(tokenizer, BASE["context_length"])
     print(f"adaptation blocks: {len(data[0])} train, {len(data[1])} held out")
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "workdir")}
-    print(f"settings: {settings}; LoRA r=8 on {', '.join(TARGETS)}")
+    print(f"settings: {settings}; LoRA r={args.rank} ({args.init} init) on {', '.join(TARGETS)}")
 
     results = []
     for seed in range(args.seeds):
@@ -213,25 +298,67 @@ def main() -> int:
             print(
                 f"  seed {seed} {cond:8s} held-out loss {r['held_out_loss']:.4f}  "
                 f"params/window {r['params_per_window']:.0f}/{r['lora_params']}  "
-                f"train {r['train_s']:.0f}s (selection {r['select_s']:.2f}s)",
+                f"train {r['train_s']:.0f}s (selection {r['select_s']:.2f}s)  "
+                f"max redundancy {max((x for x in r['max_redundancy'] if x), default=0):.3f}",
                 flush=True,
             )
-    print("\ncondition  held-out loss (mean +- std)   minus random, paired (mean +- std)")
-    by = {c: [r for r in results if r["condition"] == c] for c in args.conditions.split(",")}
-    for cond, rs in by.items():
-        losses = [r["held_out_loss"] for r in rs]
-        line = f"{cond:9s}  {statistics.mean(losses):.4f} +- {_std(losses):.4f}"
-        if "random" in by and cond != "random":
-            diff = [
-                a["held_out_loss"] - b["held_out_loss"]
-                for a, b in zip(rs, by["random"], strict=True)
-            ]
-            line += f"             {statistics.mean(diff):+.4f} +- {_std(diff):.4f}"
-        print(line)
+    summary = summarise(results, args.conditions.split(","))
     print(f"total {time.perf_counter() - started:.0f}s")
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "settings": settings, "runs": results}))
+        out = {"machine": info, "settings": settings, "runs": results, "summary": summary}
+        args.json.write_text(json.dumps(out))
     return 0
+
+
+def summarise(results: list[dict], conditions: list[str]) -> dict:
+    """Print and return each condition's mean loss, its paired differences to random and
+    knapsack, and for the QUBO runs how often redundancy changed a decision."""
+    by = {c: [r for r in results if r["condition"] == c] for c in conditions}
+    refs = [c for c in ("random", "knapsack") if c in by]
+    out: dict = {}
+    print("\ncondition  held-out loss (mean +- std)  " + "  ".join(f"minus {c}" for c in refs))
+    for cond, rs in by.items():
+        losses = [r["held_out_loss"] for r in rs]
+        out[cond] = {"mean": statistics.mean(losses), "std": _std(losses)}
+        line = f"{cond:9s}  {out[cond]['mean']:.4f} +- {out[cond]['std']:.4f}"
+        for ref in refs:
+            if ref != cond:
+                d = paired(losses, [r["held_out_loss"] for r in by[ref]])
+                out[cond][f"minus_{ref}"] = d
+                line += f"   {ref}: {describe(d)}"
+        print(line)
+    for cond in ("qubo", "qubo_w0"):
+        kept = [
+            (k, b)
+            for r in by.get(cond, [])
+            for k, b in zip(r["importance_kept"], r["importance_knapsack"], strict=True)
+        ]
+        if kept:
+            ratio = [k / b for k, b in kept if b]
+            print(
+                f"{cond}: importance kept / knapsack optimum per window: mean "
+                f"{statistics.mean(ratio):.4f}, min {min(ratio):.4f}, "
+                f"{sum(k < b - 1e-9 for k, b in kept)}/{len(kept)} windows below it"
+            )
+            out[cond]["importance_ratio"] = ratio
+            same = [x for r in by[cond] for x in r["same_as_knapsack"]]
+            print(f"{cond}: the same choice as the knapsack in {sum(same)}/{len(same)} windows")
+            out[cond]["same_as_knapsack"] = sum(same)
+    if "qubo" in by and "qubo_w0" in by:
+        pairs = [
+            (a, b)
+            for r, w in zip(by["qubo"], by["qubo_w0"], strict=True)
+            for a, b in zip(r["chosen"], w["chosen"], strict=True)
+        ]
+        changed = sum(sorted(a) != sorted(b) for a, b in pairs)
+        red = [x for r in by["qubo"] for x in r["max_redundancy"] if x is not None]
+        print(
+            f"redundancy changed the choice in {changed}/{len(pairs)} windows (qubo vs qubo_w0); "
+            f"max pair redundancy per window: median {statistics.median(red):.3f}, "
+            f"max {max(red):.3f}"
+        )
+        out["redundancy"] = {"changed": changed, "windows": len(pairs), "max_redundancy": red}
+    return out
 
 
 def _std(values: list[float]) -> float:
