@@ -129,7 +129,10 @@ def export(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole tree."""
-    session.install("ruff")
+    """ruff check and ruff format --check over the whole tree; lint-imports checks the import
+    rules of qslm-core (docs/architecture.md, contracts in pyproject.toml)."""
+    session.install("ruff", "import-linter")
+    session.install("--no-deps", "-e", "./qslm-core")  # lint-imports reads the installed tree
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports", "--no-cache")

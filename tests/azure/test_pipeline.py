@@ -15,7 +15,7 @@ from qslm.components import Dataset
 from qslm.config import ComponentRef, SelectConfig
 from qslm.context import RunContext
 from qslm.plugins import get_registry
-from qslm.qubo.select import run_select_stage
+from qslm.stages.select import run_select_stage
 from qslm_azure.testing import FAST_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -35,7 +35,7 @@ def test_every_builtin_option_is_documented(spec):
 
 
 def test_select_options_are_documented():
-    from qslm.qubo.select import SelectOptions
+    from qslm.stages.select import SelectOptions
 
     missing = [n for n in SelectOptions.model_fields if not re.search(rf"\b{n}\b", README)]
     assert not missing

@@ -18,7 +18,7 @@ from qslm.config import ComponentRef, SelectConfig
 from qslm.context import RunContext
 from qslm.plugins import get_registry
 from qslm.qubo.portfolio import solve_with_fallback
-from qslm.qubo.select import run_select_stage
+from qslm.stages.select import run_select_stage
 from qslm.testing import random_qubo
 
 ROOT = Path(__file__).resolve().parents[2]

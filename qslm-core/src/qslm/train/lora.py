@@ -37,7 +37,7 @@ from qslm.train.callbacks import (
     LossTracker,
     usable_cpus,
 )
-from qslm.train.quiet import hf_quiet
+from qslm.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext

@@ -32,7 +32,7 @@ from qslm.train.callbacks import (
     usable_cpus,
 )
 from qslm.train.packing import pack, record_texts, token_stream
-from qslm.train.quiet import hf_quiet
+from qslm.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
