@@ -13,13 +13,13 @@ from qslm.components import AttentionBackend, DataSource, Trainer
 from qslm.config import PipelineConfig
 from qslm.context import RunContext, _stderr_progress
 from qslm.errors import QslmError
+from qslm.launch import Launch
 from qslm.plugins import Registry
 from qslm.stages.data import run_data_stage
 from qslm.stages.evaluate import run_evaluate_stage
 from qslm.stages.publish import build_manifest, publish_build
 from qslm.stages.select import run_select_stage
 from qslm.stages.train import run_train_stage
-from qslm.launch import Launch
 
 
 def plan(config: PipelineConfig) -> list[dict[str, Any]]:

@@ -84,8 +84,8 @@ def run(
     force: bool,
 ) -> None:
     """Run PIPELINE and publish a new build; prints the build's path as the last line."""
-    from qslm.pipeline import run_pipeline
     from qslm.launch import Launch
+    from qslm.pipeline import run_pipeline
 
     _force(force)
     if offline:

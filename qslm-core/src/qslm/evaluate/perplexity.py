@@ -16,8 +16,8 @@ from pydantic import Field
 
 from qslm.components import Artifact, Dataset, Evaluator, Options
 from qslm.errors import QslmError
-from qslm.train.packing import pack, record_texts, token_stream
 from qslm.quiet import hf_quiet
+from qslm.train.packing import pack, record_texts, token_stream
 
 if TYPE_CHECKING:
     from qslm.context import RunContext

@@ -60,8 +60,8 @@ def write_merged(source: ExportSource, folder: Path, progress: Callable[[str], N
 def _merge_adapter(
     source: ExportSource, folder: Path, tokenizer: Any, progress: Callable[[str], None]
 ) -> None:
-    from qslm.train.qlora import save_merged
     from qslm.quiet import hf_quiet
+    from qslm.train.qlora import save_merged
 
     q = source.quantization
     how = " (dequantised from 4-bit NF4)" if q else ""

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
+from qslm.quiet import hf_quiet
 from qslm.tracking import trainer_arguments
 from qslm.train.base_model import (
     BaseModel,
@@ -37,7 +38,6 @@ from qslm.train.callbacks import (
     LossTracker,
     usable_cpus,
 )
-from qslm.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
