@@ -91,7 +91,8 @@ def builds_show(build: str, output: str | None) -> None:
 def builds_compare(old: str, new: str, output: str | None, as_json: bool) -> None:
     """What changed from build OLD to build NEW: configuration (dotted keys, old -> new),
     metrics (with relative change) and component/library versions."""
-    from qslm.builds import compare_builds, read_manifest, resolve_build
+    from qslm.builds import read_manifest, resolve_build
+    from qslm.compare import compare_builds
 
     root = Path(output or "builds")
     a, b = resolve_build(old, root), resolve_build(new, root)
