@@ -101,21 +101,10 @@ max_cost = 30.0
 """
 
 
-def test_validate_shows_the_cost_estimate_without_torch(tmp_path):
+def test_validate_shows_the_cost_estimate_without_torch(tmp_path, validate_in_fresh_process):
     path = tmp_path / "pipeline.toml"
     path.write_text(PIPELINE.format(corpus=CORPUS.as_posix()))
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from qslm.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['validate', {str(path)!r}])\n"
-        "print(r.output)\n"
-        "print('exit', r.exit_code)\n"
-        "print('heavy', sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=tmp_path
-    )
+    out = validate_in_fresh_process(path, timeout=180)
     assert "exit 0" in out.stdout, out.stdout + out.stderr
     assert "heavy []" in out.stdout
     assert "target: ionq.qpu.aria-1 (QPU" in out.stdout
