@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-from qslm.attention.cli import bench_attention
+from qslm.commands.bench import bench_attention
 
 
 def mps_table(n: int = 1024, k: int = 32, dim: int = 64, logit_scale: float = 1.0) -> None:

@@ -381,7 +381,7 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    from qslm.train.quiet import hf_quiet
+    from qslm.quiet import hf_quiet
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     print(f"machine: {machine()}\nversions: {versions()}")

@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 from paired import describe, paired  # benchmarks/paired.py, beside this file
 
+from qslm.bench.solvers import machine_info
 from qslm.components import Dataset
 from qslm.context import RunContext
 from qslm.plugins import get_registry
-from qslm.qubo.bench import machine_info
 from qslm.train.module_select import ModuleSelectOptions, ModuleSelector, make_callback
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "quickstart" / "corpus"

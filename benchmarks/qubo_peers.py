@@ -33,8 +33,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from qslm.bench.best_known import load_best_known
+from qslm.bench.solvers import machine_info, reached, tts
 from qslm.plugins import get_registry
-from qslm.qubo.bench import load_best_known, machine_info, reached, tts
 from qslm.qubo.io import read_qubo
 from qslm.qubo.maxcut import maxcut_qubo, read_gset
 from qslm.testing import random_qubo

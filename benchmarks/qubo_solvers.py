@@ -32,14 +32,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 
-from qslm.qubo.anneal import AnnealSolver  # noqa: E402
-from qslm.qubo.bench import (  # noqa: E402
-    load_best_known,
+from qslm.bench.best_known import load_best_known  # noqa: E402
+from qslm.bench.solvers import (  # noqa: E402
     machine_info,
     random_qubo,
     reached,
     tts,
 )
+from qslm.qubo.anneal import AnnealSolver  # noqa: E402
 from qslm.qubo.io import read_qubo  # noqa: E402
 from qslm.qubo.tabu import TabuSolver  # noqa: E402
 

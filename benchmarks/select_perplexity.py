@@ -33,15 +33,15 @@ from pathlib import Path
 import numpy as np
 from paired import describe, paired  # benchmarks/paired.py, beside this file
 
-# Every qslm import in one place: [select] is moving from qslm.qubo to qslm.stages.
+from qslm.bench.solvers import machine_info
 from qslm.components import Dataset
 from qslm.config import load_pipeline
 from qslm.context import RunContext
 from qslm.pipeline import library_versions
 from qslm.plugins import get_registry
-from qslm.qubo.bench import machine_info
-from qslm.qubo.select import parse_select_options, run_select_stage, subset_problem
-from qslm.qubo.text_similarity import text_vectors
+from qslm.qubo.subset import subset_problem
+from qslm.stages.select import parse_select_options, run_select_stage
+from qslm.text.similarity import text_vectors
 from qslm.train.packing import record_texts
 
 PIPELINE = Path(__file__).resolve().parents[1] / "examples" / "quickstart" / "pipeline.toml"

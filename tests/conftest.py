@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,3 +36,29 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for var in ("QSLM_DISABLE_PLUGINS", "QSLM_STRICT_PLUGINS", "QSLM_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     return dict(os.environ)
+
+
+@pytest.fixture
+def validate_in_fresh_process():
+    """``qslm validate PIPELINE`` in a new interpreter; its stdout holds the output, then
+    ``exit N`` and ``heavy [...]`` (torch and transformers, if the validation imported them)."""
+
+    def run(path: Path, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        code = (
+            "import sys\n"
+            "from click.testing import CliRunner\n"
+            "from qslm.cli import cli\n"
+            f"r = CliRunner().invoke(cli, ['validate', {str(path)!r}])\n"
+            "print(r.output)\n"
+            "print('exit', r.exit_code)\n"
+            "print('heavy', sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=path.parent,
+        )
+
+    return run

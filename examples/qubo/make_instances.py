@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qslm.qubo.bench import random_qubo
+from qslm.bench.solvers import random_qubo
 from qslm.qubo.io import write_qubo
 
 

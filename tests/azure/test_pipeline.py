@@ -15,7 +15,7 @@ from qslm.components import Dataset
 from qslm.config import ComponentRef, SelectConfig
 from qslm.context import RunContext
 from qslm.plugins import get_registry
-from qslm.qubo.select import run_select_stage
+from qslm.stages.select import run_select_stage
 from qslm_azure.testing import FAST_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,21 +101,10 @@ max_cost = 30.0
 """
 
 
-def test_validate_shows_the_cost_estimate_without_torch(tmp_path):
+def test_validate_shows_the_cost_estimate_without_torch(tmp_path, validate_in_fresh_process):
     path = tmp_path / "pipeline.toml"
     path.write_text(PIPELINE.format(corpus=CORPUS.as_posix()))
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from qslm.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['validate', {str(path)!r}])\n"
-        "print(r.output)\n"
-        "print('exit', r.exit_code)\n"
-        "print('heavy', sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=tmp_path
-    )
+    out = validate_in_fresh_process(path, timeout=180)
     assert "exit 0" in out.stdout, out.stdout + out.stderr
     assert "heavy []" in out.stdout
     assert "target: ionq.qpu.aria-1 (QPU" in out.stdout

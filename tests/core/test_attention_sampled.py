@@ -244,7 +244,7 @@ def test_backend_modules_import_without_torch():
     import sys
 
     code = (
-        "import sys; import qslm.attention.sampled, qslm.attention.mps, qslm.attention.cli, "
+        "import sys; import qslm.attention.sampled, qslm.attention.mps, qslm.commands.bench, "
         "qslm.attention.noise, qslm.attention.estimators, qslm.evaluate.attention_error; "
         "assert 'torch' not in sys.modules"
     )

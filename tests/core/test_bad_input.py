@@ -317,7 +317,7 @@ def test_12_qslm_debug_keeps_the_exit_code(tmp_path, clean_env):
 
 def test_13_bitsandbytes_kernel_warning_is_kept_out_of_the_output(caplog):
     pytest.importorskip("transformers")
-    from qslm.train.quiet import hf_quiet
+    from qslm.quiet import hf_quiet
 
     caplog.set_level(logging.DEBUG)
     with hf_quiet():  # what the trainers and evaluators run under

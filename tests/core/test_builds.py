@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qslm.builds import BuildStore, compare_builds, read_manifest, redact, resolve_build
+from qslm.builds import BuildStore, read_manifest, redact, resolve_build
+from qslm.compare import compare_builds
 from qslm.errors import ConfigError
 
 

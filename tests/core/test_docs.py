@@ -134,7 +134,7 @@ def test_a_pipe_in_a_type_survives_the_table():
 
 
 @pytest.mark.parametrize(
-    "target", ["qslm.qubo.select:SelectOptions", "qslm.train.module_select:ModuleSelectOptions"]
+    "target", ["qslm.stages.select:SelectOptions", "qslm.train.module_select:ModuleSelectOptions"]
 )
 def test_stage_options_are_generated(target):
     assert f"<!-- qslm:options {target} -->" in _page("reference/components.md")

@@ -310,7 +310,7 @@ def test_select_lists_the_sources_of_the_records_it_keeps(tmp_path, qslm_cmd):
     )
     from qslm.config import load_pipeline
     from qslm.plugins import get_registry
-    from qslm.qubo.select import run_select_stage
+    from qslm.stages.select import run_select_stage
 
     config = load_pipeline(tmp_path / "p.toml", get_registry())
     ctx = _ctx(tmp_path)

@@ -71,7 +71,7 @@ def test_scratch_build_merged_loads_in_transformers_and_matches_qslm_generate(qu
 def test_chat_template_of_a_scratch_build_is_qslm_chats_transcript(quick, tmp_path):
     from transformers import AutoTokenizer
 
-    from qslm.inference.cli import chat_prompt
+    from qslm.inference.chat import chat_prompt
 
     assert export(quick, tmp_path / "m").exit_code == 0
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "m")

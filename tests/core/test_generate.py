@@ -93,7 +93,7 @@ def test_chat_keeps_the_conversation_and_ends_on_exit_or_eof(tiny_model_build):
 
 
 def test_chat_prompt_uses_the_tokenizers_template_when_it_has_one(loaded):
-    from qslm.inference.cli import chat_prompt
+    from qslm.inference.chat import chat_prompt
 
     turns = [
         {"role": "user", "content": "hi"},

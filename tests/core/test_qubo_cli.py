@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from qslm.bench.best_known import parse_markdown_best_known
+from qslm.bench.solvers import tts
 from qslm.cli import cli
-from qslm.qubo.bench import parse_markdown_best_known, tts
 from qslm.qubo.io import read_qubo, write_json, write_qubo
 from qslm.testing import all_assignments, random_qubo
 

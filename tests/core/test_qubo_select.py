@@ -16,9 +16,9 @@ from qslm.config import ComponentRef, SelectConfig
 from qslm.context import RunContext
 from qslm.errors import ConfigError
 from qslm.plugins import ComponentSpec, get_registry
-from qslm.qubo.select import run_select_stage
 from qslm.qubo.solver import Capabilities, QuboSolver
-from qslm.qubo.text_similarity import Tfidf
+from qslm.stages.select import run_select_stage
+from qslm.text.similarity import Tfidf
 
 CORPUS = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "corpus"
 

@@ -4,8 +4,6 @@ validates and solves with the D-Wave solvers, failing cleanly where it must."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from qslm.config import ComponentRef, SelectConfig
 from qslm.context import RunContext
 from qslm.plugins import get_registry
 from qslm.qubo.portfolio import solve_with_fallback
-from qslm.qubo.select import run_select_stage
+from qslm.stages.select import run_select_stage
 from qslm.testing import random_qubo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,21 +118,12 @@ num_reads = 16
 """
 
 
-def test_validate_states_the_target_qubits_and_credentials_without_torch(tmp_path):
+def test_validate_states_the_target_qubits_and_credentials_without_torch(
+    tmp_path, validate_in_fresh_process
+):
     path = tmp_path / "pipeline.toml"
     path.write_text(PIPELINE.format(corpus=CORPUS.as_posix()))
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from qslm.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['validate', {str(path)!r}])\n"
-        "print(r.output)\n"
-        "print('exit', r.exit_code)\n"
-        "print('heavy', sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
+    out = validate_in_fresh_process(path, timeout=120)
     assert "exit 0" in out.stdout, out.stdout + out.stderr
     assert "heavy []" in out.stdout
     assert "Advantage (pegasus 16): 5640 qubits" in out.stdout

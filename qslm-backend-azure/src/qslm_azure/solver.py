@@ -240,12 +240,31 @@ class AzureQaoaSolver(QuboSolver):
 
         t0 = time.perf_counter()
         tuned = self._tune(qubo, seed, deadline)
-        angles = tuned.info["angles"]
         tune_s = time.perf_counter() - t0
+        payload, gates, cost = self._compile(qubo, tuned.info["angles"], seed)
+        t1 = time.perf_counter()
+        watcher, remote, results = self._submit(source, payload, deadline)
+        remote_s = time.perf_counter() - t1
+        samples, hits = self._samples(qubo, results, watcher.job_id)
+        info = {
+            **self._job_info(tuned, watcher),
+            "circuit": gates,
+            "cost_estimate": cost,
+            "retries": remote.retries,
+            "retried_faults": remote.faults,
+            "credentials": source.where,
+            **self._distribution(qubo, samples, hits),
+        }
+        timings = {"tune_s": tune_s, "remote_s": remote_s}
+        return self.result(qubo, samples, started=started, seed=seed, info=info, timings=timings)
 
+    def _compile(
+        self, qubo: Qubo, angles: dict[str, Any], seed: int
+    ) -> tuple[Any, dict[str, int], dict[str, Any]]:
+        """The sampling circuit for the tuned angles, transpiled and encoded for the
+        provider, with its gate counts and cost estimate; refused above ``max_cost`` or the
+        target's qubits, before anything is sent."""
         from qslm_azure.providers import (
-            counts_to_samples,
-            decode,
             encode,
             estimate_cost,
             gate_counts,
@@ -253,6 +272,7 @@ class AzureQaoaSolver(QuboSolver):
             transpile_for,
         )
 
+        o = self.options
         circuit = transpile_for(
             self.provider, sampling_circuit(qubo, angles["gamma"], angles["beta"]), seed
         )
@@ -267,13 +287,16 @@ class AzureQaoaSolver(QuboSolver):
         limit = self.capabilities.max_variables
         if limit is not None and circuit.num_qubits > limit:
             raise ProblemTooLarge(f"{self.name}: {circuit.num_qubits} qubits > {limit}")
-        payload = encode(self.provider, circuit)
+        return encode(self.provider, circuit), gates, cost
 
+    def _submit(self, source: Any, payload: Any, deadline: Deadline) -> tuple[Any, Any, Any]:
+        """Open the workspace, run the job to its end (retries, polls, cancel on timeout);
+        returns the watcher, the retry record and the raw results."""
         from qslm_azure.jobs import JobWatcher, Remote
         from qslm_azure.workspace import open_workspace, redact
 
+        o = self.options
         remote = Remote(self.name, o, deadline)
-        t1 = time.perf_counter()
         try:
             workspace = open_workspace(source, o.endpoint)
         except QslmError:
@@ -302,19 +325,27 @@ class AzureQaoaSolver(QuboSolver):
                 else "cancelling it failed: cancel it in the workspace's Job management page"
             )
             raise RemoteTimeout(f"{exc}; job {watcher.job_id}: {outcome}") from None
-        remote_s = time.perf_counter() - t1
+        return watcher, remote, results
+
+    def _samples(self, qubo: Qubo, results: Any, job_id: str | None) -> tuple[Any, Any]:
+        """The distinct bitstrings of the job's results and their counts."""
+        from qslm_azure.providers import counts_to_samples, decode
+
         try:
-            counts = decode(self.provider, results, o.shots, qubo.num_variables)
+            counts = decode(self.provider, results, self.options.shots, qubo.num_variables)
         except (ValueError, TypeError, KeyError) as exc:
             raise QslmError(
-                f"{self.name}: job {watcher.job_id} returned a result qslm cannot read: {exc}"
+                f"{self.name}: job {job_id} returned a result qslm cannot read: {exc}"
             ) from None
         samples, hits = counts_to_samples(counts, qubo.num_variables)
         if not len(samples):
-            raise QslmError(f"{self.name}: job {watcher.job_id} returned no bitstring")
-        energies = qubo.energies(samples)
-        rank = np.argsort(-energies if qubo.sense == "max" else energies, kind="stable")
-        info: dict[str, Any] = {
+            raise QslmError(f"{self.name}: job {job_id} returned no bitstring")
+        return samples, hits
+
+    def _job_info(self, tuned: SolveResult, watcher: Any) -> dict[str, Any]:
+        """Provenance: the job and its statuses, the angles and their tuning."""
+        o = self.options
+        return {
             "provider": self.provider.name,
             "target": self.target_name,
             "job_id": watcher.job_id,
@@ -322,18 +353,20 @@ class AzureQaoaSolver(QuboSolver):
             "job_statuses": watcher.statuses,
             "shots": o.shots,
             "reps": o.reps,
-            "angles": angles,
+            "angles": tuned.info["angles"],
             "local_tuning": {
                 "solver": "qiskit.qaoa (statevector)",
                 "status": tuned.status,
                 "optimizer": tuned.info.get("optimizer"),
                 "final_expectation": tuned.info.get("final_expectation"),
             },
-            "circuit": gates,
-            "cost_estimate": cost,
-            "retries": remote.retries,
-            "retried_faults": remote.faults,
-            "credentials": source.where,
+        }
+
+    def _distribution(self, qubo: Qubo, samples: Any, hits: Any) -> dict[str, Any]:
+        """The ``top`` best bitstrings (by energy) with their counts."""
+        energies = qubo.energies(samples)
+        rank = np.argsort(-energies if qubo.sense == "max" else energies, kind="stable")
+        return {
             "distinct_bitstrings": len(samples),
             "distribution": [
                 {
@@ -341,11 +374,9 @@ class AzureQaoaSolver(QuboSolver):
                     "count": round(float(hits[i]), 3),
                     "energy": float(energies[i]),
                 }
-                for i in rank[: o.top]
+                for i in rank[: self.options.top]
             ],
         }
-        timings = {"tune_s": tune_s, "remote_s": remote_s}
-        return self.result(qubo, samples, started=started, seed=seed, info=info, timings=timings)
 
     def _tune(self, qubo: Qubo, seed: int, deadline: Deadline) -> SolveResult:
         """Angles from qslm-backend-qiskit's QAOA on the exact statevector (its result's

@@ -22,18 +22,16 @@ Use::
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import secrets
-import socket
-import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
-ACCOUNT = "devstoreaccount1"
+from qslm_azure.fake_http import ACCOUNT, handler_for, now
+
 # Solver options for tests against the fake: quick polls and retries, a short angle tuning.
 FAST_OPTIONS = {
     "poll_interval": 0.02,
@@ -42,15 +40,6 @@ FAST_OPTIONS = {
     "retry_max_backoff": 0.05,
     "maxiter": 40,
 }
-TARGETS = {
-    "ionq": ["ionq.simulator", "ionq.qpu.aria-1", "ionq.qpu.forte-1"],
-    "quantinuum": ["quantinuum.sim.h2-1sc", "quantinuum.sim.h2-1e", "quantinuum.qpu.h2-1"],
-    "rigetti": ["rigetti.sim.qvm", "rigetti.qpu.cepheus-1-108q"],
-}
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class FakeAzureQuantum:
@@ -108,7 +97,7 @@ class FakeAzureQuantum:
         )
 
     def start(self) -> FakeAzureQuantum:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
         self._server.daemon_threads = True
         thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -141,7 +130,7 @@ class FakeAzureQuantum:
             "id": job_id,
             "itemType": "Job",
             "status": "Waiting",
-            "creationTime": _now(),
+            "creationTime": now(),
             "outputDataUri": self._sas(container, "rawOutputData"),
         }
         self.jobs[job_id] = job
@@ -158,7 +147,7 @@ class FakeAzureQuantum:
             job["status"] = "Waiting"
             return
         job["status"] = "Executing"
-        job.setdefault("beginExecutionTime", _now())
+        job.setdefault("beginExecutionTime", now())
         if self.slow:
             return
         if self.fail_jobs:
@@ -177,7 +166,7 @@ class FakeAzureQuantum:
             return
         container = urlparse(job["outputDataUri"]).path.strip("/").split("/")[1]
         self.blobs[(container, "rawOutputData")] = (json.dumps(output).encode(), "application/json")
-        job.update(status="Succeeded", endExecutionTime=_now())
+        job.update(status="Succeeded", endExecutionTime=now())
 
     def _simulate(self, job: dict[str, Any]) -> Any:
         parts = urlparse(job["inputDataUri"]).path.strip("/").split("/")
@@ -272,182 +261,3 @@ def _sample(circuit: Any, shots: int, seed: int) -> list[str]:
     result = StatevectorSampler(seed=seed).run([circuit], shots=shots).result()[0]
     register = next(iter(result.data.values()))
     return register.get_bitstrings()
-
-
-def _handler(fake: FakeAzureQuantum) -> type[BaseHTTPRequestHandler]:
-    ws_path = re.compile(
-        r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Quantum/workspaces/[^/]+/(.+)$"
-    )
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
-
-        def _send(self, code: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-            raw = (
-                b""
-                if body is None
-                else (body if isinstance(body, bytes) else json.dumps(body).encode())
-            )
-            self.send_response(code)
-            self.send_header("x-ms-request-id", secrets.token_hex(8))
-            if body is not None and not isinstance(body, bytes):
-                self.send_header("Content-Type", "application/json")
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(raw)
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def _route(self) -> None:
-            url = urlparse(self.path)
-            fake.requests.append((self.command, url.path))
-            if url.path.startswith(f"/{ACCOUNT}/"):
-                return self._blob(url)
-            match = ws_path.match(url.path)
-            if not match:
-                return self._send(404, {"error": {"code": "NotFound", "message": url.path}})
-            if self.headers.get("x-ms-quantum-api-key") != fake.api_key:
-                return self._send(401, {"error": {"code": "Unauthorized", "message": "bad key"}})
-            rest = match.group(1)
-            if rest.startswith("jobs/") and self._fault():
-                return
-            with fake.lock:
-                self._quantum(rest)
-
-        def _fault(self) -> bool:
-            with fake.lock:
-                due = [i for i, f in enumerate(fake.faults) if f[2] in (None, self.command)]
-                if not due:
-                    return False
-                kind, after, _ = fake.faults.pop(due[0])
-            self._body()
-            if kind == "throttle":
-                self._send(
-                    429,
-                    {"error": {"code": "TooManyRequests", "message": "throttled"}},
-                    {"Retry-After": f"{after:g}"},
-                )
-            elif kind == "unavailable":
-                self._send(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}})
-            elif kind == "bad_request":
-                self._send(400, {"error": {"code": "InvalidRequest", "message": "refused"}})
-            else:
-                # An abortive close: the client sees "connection reset by peer".
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-                self.close_connection = True
-                self.connection.close()
-            return True
-
-        def _quantum(self, rest: str) -> None:
-            if rest == "providerStatus" and self.command == "GET":
-                value = [
-                    {
-                        "id": provider,
-                        "currentAvailability": "Available",
-                        "targets": [
-                            {
-                                "id": t,
-                                "currentAvailability": "Unavailable"
-                                if t in fake.unavailable_targets
-                                else "Available",
-                                "averageQueueTime": 3 if ".qpu." in t else 0,
-                                "statusPage": None,
-                            }
-                            for t in targets
-                        ],
-                    }
-                    for provider, targets in TARGETS.items()
-                ]
-                return self._send(200, {"value": value, "nextLink": None})
-            if rest == "storage/sasUri" and self.command == "POST":
-                body = json.loads(self._body() or b"{}")
-                return self._send(
-                    200, {"sasUri": fake._sas(body["containerName"], body.get("blobName"))}
-                )
-            if m := re.fullmatch(r"jobs/([^/:]+):cancel", rest):
-                self._body()
-                job = fake.jobs.get(m.group(1))
-                if job is None:
-                    return self._send(404, {"error": {"code": "NotFound", "message": "no job"}})
-                fake.cancelled.append(job["id"])
-                if job["status"] not in ("Succeeded", "Failed"):
-                    job.update(status="Cancelled", cancellationTime=_now())
-                return self._send(204)
-            if m := re.fullmatch(r"jobs/([^/:]+)", rest):
-                job_id = m.group(1)
-                if self.command == "PUT":
-                    body = json.loads(self._body())
-                    return self._send(200, fake._create_job(job_id, body))
-                if self.command == "GET":
-                    job = fake.jobs.get(job_id)
-                    if job is None:
-                        return self._send(404, {"error": {"code": "NotFound", "message": "no job"}})
-                    fake._advance(job)
-                    return self._send(200, job)
-            return self._send(404, {"error": {"code": "NotFound", "message": rest}})
-
-        def _blob(self, url: Any) -> None:
-            parts = url.path.strip("/").split("/", 2)
-            query = parse_qs(url.query)
-            if "sig" not in query:
-                return self._send(403, {"error": "AuthenticationFailed"})
-            headers = {
-                "ETag": '"0x8DB0000000000"',
-                "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
-                "x-ms-version": "2023-11-03",
-            }
-            if len(parts) == 2 and self.command == "PUT":  # create container
-                self._body()
-                return self._send(201, None, headers)
-            if len(parts) != 3:
-                return self._send(400, {"error": "bad blob path"})
-            key = (unquote(parts[1]), unquote(parts[2]))
-            if self.command == "PUT":
-                data = self._body()
-                with fake.lock:
-                    fake.blobs[key] = (data, self.headers.get("x-ms-blob-content-type") or "")
-                return self._send(201, None, {**headers, "x-ms-request-server-encrypted": "true"})
-            with fake.lock:
-                found = fake.blobs.get(key)
-            if found is None:
-                return self._send(404, None, {"x-ms-error-code": "BlobNotFound"})
-            data, content_type = found
-            headers.update(
-                {
-                    "x-ms-blob-type": "BlockBlob",
-                    "Content-Type": content_type or "application/octet-stream",
-                    "Accept-Ranges": "bytes",
-                }
-            )
-            wanted = self.headers.get("x-ms-range") or self.headers.get("Range")
-            if wanted and self.command == "GET":
-                start, _, end = wanted.split("=", 1)[1].partition("-")
-                lo, hi = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
-                chunk = data[lo : hi + 1]
-                headers["Content-Range"] = f"bytes {lo}-{hi}/{len(data)}"
-                return self._send(206, chunk, headers)
-            if self.command == "HEAD":
-                self.send_response(200)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                return None
-            return self._send(200, data, headers)
-
-        def do_GET(self) -> None:
-            self._route()
-
-        do_PUT = do_POST = do_HEAD = do_DELETE = do_GET
-
-    return Handler

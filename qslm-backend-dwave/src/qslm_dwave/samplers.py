@@ -48,6 +48,17 @@ def time_limit_field() -> Any:
     )
 
 
+def _start(
+    solver: QuboSolver, qubo: Qubo, seed: int | None, time_limit: float | None
+) -> tuple[float, Deadline, int | None]:
+    """A seeded sampler's start: the problem checked, the clock, the deadline, the seed."""
+    solver.check_problem(qubo)
+    started = time.perf_counter()
+    o = solver.options
+    deadline = Deadline(effective_time_limit(o.time_limit, time_limit), started)
+    return started, deadline, choose_seed(o.seed, seed)
+
+
 def _empty_result(solver: QuboSolver, qubo: Qubo, started: float, seed: int | None) -> SolveResult:
     return solver.result(qubo, np.zeros((1, 0)), started=started, seed=seed)
 
@@ -201,13 +212,10 @@ class SimulatedAnnealing(QuboSolver):
     ) -> SolveResult:
         from dwave.samplers import SimulatedAnnealingSampler
 
-        self.check_problem(qubo)
-        started = time.perf_counter()
-        o = self.options
-        deadline = Deadline(effective_time_limit(o.time_limit, time_limit), started)
-        seed = choose_seed(o.seed, seed)
+        started, deadline, seed = _start(self, qubo, seed, time_limit)
         if qubo.num_variables == 0:
             return _empty_result(self, qubo, started, seed)
+        o = self.options
         sampleset = SimulatedAnnealingSampler().sample(
             qubo.to_bqm(), **self.sampler_parameters(seed, deadline)
         )
@@ -300,13 +308,10 @@ class Tabu(QuboSolver):
     ) -> SolveResult:
         from dwave.samplers import TabuSampler
 
-        self.check_problem(qubo)
-        started = time.perf_counter()
-        o = self.options
-        deadline = Deadline(effective_time_limit(o.time_limit, time_limit), started)
-        seed = choose_seed(o.seed, seed)
+        started, deadline, seed = _start(self, qubo, seed, time_limit)
         if qubo.num_variables == 0:
             return _empty_result(self, qubo, started, seed)
+        o = self.options
         params = self.sampler_parameters(qubo, seed, deadline)
         sampleset = TabuSampler().sample(qubo.to_bqm(), **params)
         # A read cut short to meet the deadline is what "timeout" means for this solver.

@@ -10,6 +10,7 @@ and each distinct bitstring is scored on the Qubo itself, best first. Where it r
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -43,6 +44,16 @@ CONNECT_TIMEOUT_S = 60.0  # fetching an IBM backend's description; a live servic
 
 class _OutOfTime(Exception):
     """Raised inside the optimiser's objective when the deadline passes."""
+
+
+@dataclass
+class _Tuning:
+    """The angle optimisation's outcome: the best point seen and every expectation."""
+
+    best: dict[str, Any]
+    history: list[float] = field(default_factory=list)
+    status: str = "ok"
+    message: str = "no angles to tune (a constant problem)"
 
 
 class QaoaSolver(QuboSolver):
@@ -265,16 +276,13 @@ class QaoaSolver(QuboSolver):
     def _run(
         self, qubo: Qubo, target: Target, seed: int, deadline: Deadline, started: float
     ) -> SolveResult:
-        from scipy.optimize import minimize
-
         from qslm_qiskit.hamiltonian import decode_counts
 
         o = self.options
         statuses: list[str] = []
-        timeout = o.job_timeout
 
         def job_timeout() -> float:
-            return max(0.1, min(timeout, deadline.remaining()))
+            return max(0.1, min(o.job_timeout, deadline.remaining()))
 
         t0 = time.perf_counter()
         circuit, form, order = self._ansatz(qubo)
@@ -288,49 +296,13 @@ class QaoaSolver(QuboSolver):
         def bind(angles: np.ndarray) -> np.ndarray:
             return np.asarray(angles, dtype=float)[order]
 
-        # Optimise the angles on the estimator; track the best point evaluated.
-        best = {"value": np.inf, "angles": self._initial_point(), "evaluations": 0}
-        history: list[float] = []
-        status = "ok"
-        message = "no angles to tune (a constant problem)"
         t1 = time.perf_counter()
-        if isa is not None and o.maxiter > 0:
-            estimator = target.estimator()
-            observable = form.operator
-            if getattr(isa, "layout", None) is not None:
-                observable = observable.apply_layout(isa.layout)
-
-            def expectation(angles: np.ndarray) -> float:
-                if deadline.expired():
-                    raise _OutOfTime
-                result = target.run(
-                    estimator,
-                    [(isa, observable, bind(angles))],
-                    timeout=job_timeout(),
-                    on_status=statuses.append,
-                )
-                value = float(np.asarray(result[0].data.evs).reshape(-1)[0])
-                history.append(value)
-                best["evaluations"] += 1
-                if value < best["value"]:
-                    best["value"], best["angles"] = value, np.array(angles, dtype=float)
-                return value
-
-            try:
-                outcome = minimize(
-                    expectation,
-                    self._initial_point(),
-                    method=o.optimizer,
-                    options={"maxiter": o.maxiter},
-                )
-                message = str(outcome.message)
-            except _OutOfTime:
-                status = "timeout"
-                message = "stopped by the time limit; the best angles so far were sampled"
+        tuning = self._optimise(target, isa, form.operator, bind, deadline, job_timeout, statuses)
         optimise_s = time.perf_counter() - t1
 
         # Sample the tuned circuit and score every distinct bitstring exactly.
         t2 = time.perf_counter()
+        best = tuning.best
         sampler = target.sampler(o.shots)
         pub = (isa_measured, bind(best["angles"])) if isa is not None else (isa_measured,)
         result = target.run(sampler, [pub], timeout=job_timeout(), on_status=statuses.append)
@@ -338,11 +310,91 @@ class QaoaSolver(QuboSolver):
         samples, hits = decode_counts(counts, qubo.num_variables)
         sample_s = time.perf_counter() - t2
 
+        info = self._info(qubo, target, size, form, tuning, samples, hits, len(counts))
+        if statuses:
+            info["job_statuses"] = statuses
+        timings = {"transpile_s": transpile_s, "optimise_s": optimise_s, "sample_s": sample_s}
+        return self.result(
+            qubo,
+            samples,
+            started=started,
+            seed=seed,
+            status=tuning.status,
+            info=info,
+            timings=timings,
+        )
+
+    def _optimise(
+        self,
+        target: Target,
+        isa: Any,
+        operator: Any,
+        bind: Any,
+        deadline: Deadline,
+        job_timeout: Any,
+        statuses: list[str],
+    ) -> _Tuning:
+        """Optimise the angles on the estimator, tracking the best point evaluated; the time
+        limit stops it with the best angles so far."""
+        from scipy.optimize import minimize
+
+        o = self.options
+        tuning = _Tuning({"value": np.inf, "angles": self._initial_point(), "evaluations": 0})
+        if isa is None or o.maxiter <= 0:
+            return tuning
+        best, history = tuning.best, tuning.history
+        estimator = target.estimator()
+        observable = operator
+        if getattr(isa, "layout", None) is not None:
+            observable = observable.apply_layout(isa.layout)
+
+        def expectation(angles: np.ndarray) -> float:
+            if deadline.expired():
+                raise _OutOfTime
+            result = target.run(
+                estimator,
+                [(isa, observable, bind(angles))],
+                timeout=job_timeout(),
+                on_status=statuses.append,
+            )
+            value = float(np.asarray(result[0].data.evs).reshape(-1)[0])
+            history.append(value)
+            best["evaluations"] += 1
+            if value < best["value"]:
+                best["value"], best["angles"] = value, np.array(angles, dtype=float)
+            return value
+
+        try:
+            outcome = minimize(
+                expectation,
+                self._initial_point(),
+                method=o.optimizer,
+                options={"maxiter": o.maxiter},
+            )
+            tuning.message = str(outcome.message)
+        except _OutOfTime:
+            tuning.status = "timeout"
+            tuning.message = "stopped by the time limit; the best angles so far were sampled"
+        return tuning
+
+    def _info(
+        self,
+        qubo: Qubo,
+        target: Target,
+        size: Any,
+        form: Any,
+        tuning: _Tuning,
+        samples: np.ndarray,
+        hits: np.ndarray,
+        distinct: int,
+    ) -> dict[str, Any]:
+        """Provenance: target, circuit, optimizer run, angles, expectations, distribution."""
+        o = self.options
+        best, history = tuning.best, tuning.history
         energies = qubo.energies(samples)
         rank = np.argsort(-energies if qubo.sense == "max" else energies, kind="stable")
         sign = -1.0 if qubo.sense == "max" else 1.0
-        gammas = best["angles"][: o.reps].tolist()
-        info: dict[str, Any] = {
+        return {
             "backend": o.backend,
             "target": target.describe(),
             "reps": o.reps,
@@ -351,16 +403,19 @@ class QaoaSolver(QuboSolver):
             "optimizer": {
                 "method": o.optimizer,
                 "evaluations": best["evaluations"],
-                "message": message,
+                "message": tuning.message,
             },
-            "angles": {"gamma": gammas, "beta": best["angles"][o.reps :].tolist()},
+            "angles": {
+                "gamma": best["angles"][: o.reps].tolist(),
+                "beta": best["angles"][o.reps :].tolist(),
+            },
             # The Qubo's own sense and units: sign * (scale * <H> + offset).
             "final_expectation": (
                 sign * form.min_energy(best["value"]) if np.isfinite(best["value"]) else None
             ),
             "initial_expectation": sign * form.min_energy(history[0]) if history else None,
             "ising_scale": form.scale,
-            "distinct_bitstrings": len(counts),
+            "distinct_bitstrings": distinct,
             "best_count": int(hits[rank[0]]),
             "distribution": [
                 {
@@ -371,9 +426,3 @@ class QaoaSolver(QuboSolver):
                 for i in rank[: o.top]
             ],
         }
-        if statuses:
-            info["job_statuses"] = statuses
-        timings = {"transpile_s": transpile_s, "optimise_s": optimise_s, "sample_s": sample_s}
-        return self.result(
-            qubo, samples, started=started, seed=seed, status=status, info=info, timings=timings
-        )

@@ -171,6 +171,8 @@ class QiskitSampledAttention(AttentionBackend):
             seed=self._call_seed() if seed is None else seed,
         )
 
+    # The signature every attention backend's attend has (qslm.attention.sampled's too): the
+    # Hugging Face attention-function contract, the same by design, not copied logic.
     def attend(
         self,
         query: Any,

@@ -7,13 +7,16 @@ transformers, SDKs) inside methods, so that validating a pipeline stays cheap.
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from qslm.errors import ConfigError
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
@@ -33,6 +36,87 @@ class Options(BaseModel):
         use_attribute_docstrings=True,
         allow_inf_nan=False,
     )
+
+
+# --- option validation: messages that name the file and the dotted key path ----------
+
+_TYPE_WORDS = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+    """One line per problem: ``key.path: what is wrong``, with "did you mean" for unknown keys."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        # Union members add their type name to the location; keep the user's key path only.
+        loc = [p for p in loc if not any(c in p for c in "[]()") and p not in _TYPE_WORDS]
+        path = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            known = _known_keys(model, loc[:-1])
+            msg = "unknown key"
+            close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if loc else []
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+            elif known:
+                msg += " (allowed: " + ", ".join(known) + ")"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind in _TYPE_WORDS:
+            msg = f"expected {_TYPE_WORDS[kind]}, got {_show(err['input'])}"
+        else:
+            text = err["msg"]
+            text = text[0].lower() + text[1:] if text else kind
+            text = text.replace("input should", "must").replace("value error, ", "")
+            msg = f"{text}, got {_show(err['input'])}"
+        lines.append(f"{path}: {msg}")
+    return lines
+
+
+def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field_info = getattr(current, "model_fields", {}).get(part)
+        if field_info is None:
+            return []
+        current = field_info.annotation
+    return list(getattr(current, "model_fields", {}))
+
+
+def validate_options(model: type[BaseModel], raw: Any, *, file: str, prefix: str) -> BaseModel:
+    """Validate ``raw`` against ``model``; a :class:`ConfigError` names file and key path."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: {prefix}: expected a table, got {_show(raw)}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, model, prefix)
+        raise ConfigError("\n".join(f"{file}: {line}" for line in lines)) from None
 
 
 class Component(ABC):  # noqa: B024 (the kinds below declare the abstract methods)

@@ -6,99 +6,23 @@ and names, and is raised as :class:`~qslm.errors.ConfigError` (exit code 2).
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from qslm.components import Component, Options
+from qslm.components import (  # noqa: F401 (the validation helpers' old home)
+    Options,
+    format_validation_error,
+    validate_options,
+)
 from qslm.errors import ConfigError, QslmError
-from qslm.plugins import ComponentSpec, Registry
-
-if TYPE_CHECKING:
-    from qslm.train.module_select import ModuleSelectConfig
-
-_TYPE_WORDS = {
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-}
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
-    """One line per problem: ``key.path: what is wrong``, with "did you mean" for unknown keys."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = [str(p) for p in err["loc"]]
-        # Union members add their type name to the location; keep the user's key path only.
-        loc = [p for p in loc if not any(c in p for c in "[]()") and p not in _TYPE_WORDS]
-        path = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            known = _known_keys(model, loc[:-1])
-            msg = "unknown key"
-            close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if loc else []
-            if close:
-                msg += f"; did you mean {close[0]!r}?"
-            elif known:
-                msg += " (allowed: " + ", ".join(known) + ")"
-        elif kind == "missing":
-            msg = "required key is missing"
-        elif kind in _TYPE_WORDS:
-            msg = f"expected {_TYPE_WORDS[kind]}, got {_show(err['input'])}"
-        else:
-            text = err["msg"]
-            text = text[0].lower() + text[1:] if text else kind
-            text = text.replace("input should", "must").replace("value error, ", "")
-            msg = f"{text}, got {_show(err['input'])}"
-        lines.append(f"{path}: {msg}")
-    return lines
-
-
-def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        field_info = getattr(current, "model_fields", {}).get(part)
-        if field_info is None:
-            return []
-        current = field_info.annotation
-    return list(getattr(current, "model_fields", {}))
-
-
-def validate_options(model: type[BaseModel], raw: Any, *, file: str, prefix: str) -> BaseModel:
-    """Validate ``raw`` against ``model``; a :class:`ConfigError` names file and key path."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: {prefix}: expected a table, got {_show(raw)}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        lines = format_validation_error(exc, model, prefix)
-        raise ConfigError("\n".join(f"{file}: {line}" for line in lines)) from None
-
+from qslm.plugins import ComponentRef, Registry
+from qslm.stages.select import SelectConfig, parse_select_options
+from qslm.train.module_select import KEY as MODULE_SELECT_KEY
+from qslm.train.module_select import ModuleSelectConfig, ModuleSelectOptions
 
 # --- the pipeline file's own tables -------------------------------------------------------
 
@@ -153,7 +77,7 @@ class TrainSection(Options):
 
     trainer: str = "scratch"
     options: dict[str, Any] = {}
-    # Validated by qslm.train.module_select.parse_config (errors: train.select_modules.<key>).
+    # Validated in load_pipeline against ModuleSelectOptions (errors: train.select_modules.<key>).
     select_modules: dict[str, Any] | None = None
 
 
@@ -175,38 +99,6 @@ class PipelineFile(Options):
 
 
 # --- resolved objects ---------------------------------------------------------------------
-
-
-@dataclass
-class ComponentRef:
-    """A component named in the pipeline, with its validated options."""
-
-    key: str  # where it was named, e.g. "train.trainer"
-    spec: ComponentSpec
-    cls: type[Component]
-    options: Options
-    base_dir: Path
-
-    def create(self) -> Component:
-        return self.cls(self.options, base_dir=self.base_dir)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.spec.name,
-            "plugin": self.spec.plugin,
-            "distribution": self.spec.distribution,
-            "version": self.spec.version,
-            "options": self.options.model_dump(mode="json"),
-        }
-
-
-@dataclass
-class SelectConfig:
-    size: int
-    solvers: list[ComponentRef]  # the primary solver, then its fallbacks in order
-    race: list[ComponentRef]
-    time_limit: float | None
-    options: dict[str, Any]
 
 
 @dataclass
@@ -307,112 +199,30 @@ def load_pipeline(
     file = path.name
     top = validate_options(PipelineFile, raw, file=file, prefix="")
     assert isinstance(top, PipelineFile)
-    base = path.parent
-
-    problems: list[str] = []
-
-    def resolve(kind: str, name: str, key: str, options: Any, options_key: str):
-        # Errors of every component are collected, so one run of `qslm validate` shows all.
-        try:
-            spec = registry.get(kind, name, key=key)
-            try:
-                cls = spec.load()
-            except QslmError as exc:
-                raise ConfigError(f"{key}: {exc}") from None
-            opts = validate_options(cls.Options, options, file=file, prefix=options_key)
-        except ConfigError as exc:
-            text = str(exc)
-            problems.extend(
-                line if line.startswith(f"{file}: ") else f"{file}: {line}"
-                for line in text.split("\n")
-            )
-            return None
-        return ComponentRef(key, spec, cls, opts, base)
-
-    data = resolve("data_source", top.data.source, "data.source", top.data.options, "data.options")
-    attention = resolve(
-        "attention",
-        top.attention.backend,
-        "attention.backend",
-        top.attention.options,
-        "attention.options",
+    r = _Resolver(registry, file, path.parent)
+    data = r.component("data_source", top.data.source, "data.source", top.data.options)
+    attention = r.component(
+        "attention", top.attention.backend, "attention.backend", top.attention.options
     )
-    train = resolve(
-        "trainer", top.train.trainer, "train.trainer", top.train.options, "train.options"
-    )
+    train = r.component("trainer", top.train.trainer, "train.trainer", top.train.options)
     evaluators = [
-        resolve("evaluator", name, f"evaluate.{name}", opts, f"evaluate.{name}")
+        r.component("evaluator", name, f"evaluate.{name}", opts, f"evaluate.{name}")
         for name, opts in top.evaluate.items()
     ]
-    select = None
-    if top.select is not None:
-        s = top.select
-        names = [s.solver, *s.fallback]
-        for name in s.solvers:
-            if name not in names and name not in s.race:
-                problems.append(
-                    f"{file}: select.solvers.{name}: options for a solver that is not used "
-                    f"(solver, fallback and race name: {', '.join(names + s.race)})"
-                )
-        solvers = [
-            resolve(
-                "qubo_solver",
-                name,
-                "select.solver" if i == 0 else f"select.fallback[{i - 1}]",
-                s.solvers.get(name, {}),
-                f"select.solvers.{name}",
-            )
-            for i, name in enumerate(names)
-        ]
-        race = [
-            resolve(
-                "qubo_solver",
-                name,
-                f"select.race[{i}]",
-                s.solvers.get(name, {}),
-                f"select.solvers.{name}",
-            )
-            for i, name in enumerate(s.race)
-        ]
-        try:
-            from qslm.qubo.select import parse_select_options
-
-            parse_select_options(dict(s.options), file=file)
-        except ConfigError as exc:
-            problems.extend(str(exc).split("\n"))
-        select = SelectConfig(s.size, solvers, race, s.time_limit, dict(s.options))
+    select = _select(top.select, r) if top.select is not None else None
     select_modules = None
     if top.train.select_modules is not None:
-        from qslm.train.module_select import parse_config
-
-        if train is not None and not getattr(train.cls, "supports_module_selection", False):
-            problems.append(
-                f"{file}: train.select_modules: trainer {train.spec.name!r} does not support "
-                'module selection (it needs a trainer with LoRA modules, e.g. "lora")'
-            )
-        select_modules = parse_config(
-            top.train.select_modules, file=file, resolve=resolve, problems=problems
-        )
+        select_modules = _select_modules(top.train.select_modules, train, r)
     track = None
     if top.track is not None:
-        track = resolve(
-            "tracker", top.track.backend, "track.backend", top.track.options, "track.options"
-        )
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-    out: Path | None
-    if output is not None:
-        out = Path(output).absolute()
-    elif top.pipeline.output is not None:
-        out = (base / top.pipeline.output).absolute()
-    else:
-        out = None
+        track = r.component("tracker", top.track.backend, "track.backend", top.track.options)
+    if r.problems:
+        raise ConfigError("\n".join(r.problems))
     return PipelineConfig(
         path=path,
         name=top.pipeline.name,
         seed=top.pipeline.seed,
-        output=out,
+        output=_output_dir(output, top.pipeline.output, path.parent),
         description=top.pipeline.description,
         data=data,
         attention=attention,
@@ -423,3 +233,108 @@ def load_pipeline(
         select_modules=select_modules,
         track=track,
     )
+
+
+class _Resolver:
+    """Resolves the components a pipeline names; collects every problem instead of stopping
+    at the first, so one run of ``qslm validate`` shows them all."""
+
+    def __init__(self, registry: Registry, file: str, base: Path) -> None:
+        self.registry, self.file, self.base = registry, file, base
+        self.problems: list[str] = []
+
+    def component(
+        self, kind: str, name: str, key: str, options: Any, options_key: str | None = None
+    ) -> ComponentRef | None:
+        """``name`` of ``kind`` (named at ``key``) with its options validated, or None."""
+        file = self.file
+        options_key = options_key or key.rpartition(".")[0] + ".options"
+        try:
+            spec = self.registry.get(kind, name, key=key)
+            try:
+                cls = spec.load()
+            except QslmError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+            opts = validate_options(cls.Options, options, file=file, prefix=options_key)
+        except ConfigError as exc:
+            self.problems.extend(
+                line if line.startswith(f"{file}: ") else f"{file}: {line}"
+                for line in str(exc).split("\n")
+            )
+            return None
+        return ComponentRef(key, spec, cls, opts, self.base)
+
+    def solver_chain(
+        self, prefix: str, names: list[str], race: list[str], solvers: dict[str, Any]
+    ) -> tuple[list[ComponentRef | None], list[ComponentRef | None]]:
+        """The solver and its fallbacks, then the racers, of a table at ``prefix`` (``select``
+        or ``train.select_modules``); options for a solver not named there are a problem."""
+        allowed = (
+            "solver, fallback and race name" if prefix == "select" else "solver and fallback name"
+        )
+        for name in solvers:
+            if name not in names and name not in race:
+                self.problems.append(
+                    f"{self.file}: {prefix}.solvers.{name}: options for a solver that is not "
+                    f"used ({allowed}: {', '.join(names + race)})"
+                )
+        chain = [
+            self.component(
+                "qubo_solver",
+                name,
+                f"{prefix}.solver" if i == 0 else f"{prefix}.fallback[{i - 1}]",
+                solvers.get(name, {}),
+                f"{prefix}.solvers.{name}",
+            )
+            for i, name in enumerate(names)
+        ]
+        racers = [
+            self.component(
+                "qubo_solver",
+                name,
+                f"{prefix}.race[{i}]",
+                solvers.get(name, {}),
+                f"{prefix}.solvers.{name}",
+            )
+            for i, name in enumerate(race)
+        ]
+        return chain, racers
+
+
+def _select(s: SelectSection, r: _Resolver) -> SelectConfig:
+    solvers, race = r.solver_chain("select", [s.solver, *s.fallback], s.race, s.solvers)
+    try:
+        parse_select_options(dict(s.options), file=r.file)
+    except ConfigError as exc:
+        r.problems.extend(str(exc).split("\n"))
+    return SelectConfig(s.size, solvers, race, s.time_limit, dict(s.options))
+
+
+def _select_modules(
+    raw: dict[str, Any], train: ComponentRef | None, r: _Resolver
+) -> ModuleSelectConfig | None:
+    """``[train.select_modules]``: its options and solver chain (errors name its keys)."""
+    key = MODULE_SELECT_KEY
+    if train is not None and not getattr(train.cls, "supports_module_selection", False):
+        r.problems.append(
+            f"{r.file}: {key}: trainer {train.spec.name!r} does not support "
+            'module selection (it needs a trainer with LoRA modules, e.g. "lora")'
+        )
+    try:
+        opts = validate_options(ModuleSelectOptions, raw, file=r.file, prefix=key)
+    except ConfigError as exc:
+        r.problems.extend(str(exc).split("\n"))
+        return None
+    assert isinstance(opts, ModuleSelectOptions)
+    refs, _ = r.solver_chain(key, [opts.solver, *opts.fallback], [], opts.solvers)
+    if any(ref is None for ref in refs):
+        return None
+    return ModuleSelectConfig(opts, refs)
+
+
+def _output_dir(given: str | None, configured: str | None, base: Path) -> Path | None:
+    if given is not None:
+        return Path(given).absolute()
+    if configured is not None:
+        return (base / configured).absolute()
+    return None

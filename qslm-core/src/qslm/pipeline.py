@@ -3,57 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import platform
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from qslm import __version__
-from qslm.builds import (
-    RUN_LOCK,
-    RUN_STATE,
-    BuildStore,
-    claim_interrupted,
-    lock_staging,
-    redact,
-    write_json,
-    write_run_state,
-)
-from qslm.components import AttentionBackend, DataSource, Evaluator, Trainer
+from qslm.builds import BuildStore, claim_interrupted, lock_staging, write_run_state
+from qslm.components import AttentionBackend, DataSource, Trainer
 from qslm.config import PipelineConfig
 from qslm.context import RunContext, _stderr_progress
 from qslm.errors import QslmError
+from qslm.launch import Launch
 from qslm.plugins import Registry
-from qslm.train.launch import Launch
-
-_LIBRARIES = (
-    "torch",
-    "transformers",
-    "tokenizers",
-    "safetensors",
-    "accelerate",
-    "peft",
-    "numpy",
-    "pydantic",
-    "pluggy",
-    "dimod",
-    "dwave-samplers",
-    "qiskit",
-)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a build (read from metadata, nothing imported)."""
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+from qslm.stages.data import run_data_stage
+from qslm.stages.evaluate import run_evaluate_stage
+from qslm.stages.publish import build_manifest, publish_build
+from qslm.stages.select import run_select_stage
+from qslm.stages.train import run_train_stage
 
 
 def plan(config: PipelineConfig) -> list[dict[str, Any]]:
@@ -128,15 +94,7 @@ def run_pipeline(
             _prepare_resume(ctx)
         manifest = _run_stages(ctx, config, launch)
         manifest["timings"] = {**ctx.timings, "total_s": round(time.time() - started, 3)}
-        from qslm.report import report_or_warn
-
-        report_or_warn(staging, manifest, progress)  # report.md and plots; never fails a run
-        # run.json goes just before the rename: a resume that finds the folder then skips it
-        (staging / RUN_STATE).unlink(missing_ok=True)
-        tracking.before_publish(manifest)
-        build = store.publish(staging, manifest)
-        (build / RUN_LOCK).unlink(missing_ok=True)
-        tracking.finish(build, manifest)
+        build = publish_build(store, staging, manifest, tracking, progress)
         return build
     except KeyboardInterrupt:
         tracking.end(KILLED)  # Ctrl-C or SIGTERM; --resume reopens the same run
@@ -191,76 +149,10 @@ def _run_stages(ctx: RunContext, config: PipelineConfig, launch: Launch | None) 
     assert isinstance(source, DataSource) and isinstance(trainer, Trainer)
     assert isinstance(attention, AttentionBackend)
 
-    with ctx.stage("data"):
-        data = source.load(ctx)
-        ctx.progress(
-            f"  {len(data.train)} training and {len(data.validation)} validation "
-            f"records, sha256 {data.sha256[:12]}"
-        )
-    ctx.manifest["data"] = {
-        "sha256": data.sha256,
-        "train_records": len(data.train),
-        "validation_records": len(data.validation),
-        **data.info,
-    }
-
+    data = run_data_stage(ctx, source)
     if config.select is not None:
-        from qslm.qubo.select import run_select_stage
-
         with ctx.stage("select"):
             data = run_select_stage(ctx, config.select, data)
-
-    with ctx.stage("train"):
-        if launch is None:
-            artifact = trainer.train(ctx, data, attention)
-        else:
-            artifact = launch.train(ctx, data)
-
-    metrics: dict[str, Any] = {}
-    with ctx.stage("evaluate"):
-        for ref in config.evaluators:
-            evaluator = ref.create()
-            assert isinstance(evaluator, Evaluator)
-            result = evaluator.evaluate(ctx, artifact, data)
-            metrics[ref.spec.name] = result
-            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in result.items())
-            ctx.progress(f"  {ref.spec.name}: {shown}")
-    if artifact.metrics:
-        metrics["train"] = artifact.metrics
-    write_json(ctx.build_dir / "metrics.json", metrics)
-
-    pipeline_text = config.path.read_bytes()
-    return {
-        "qslm_manifest": 1,
-        "name": config.name,
-        "description": config.description,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "seed": config.seed,
-        "pipeline": {
-            "file": str(config.path),
-            "sha256": hashlib.sha256(pipeline_text).hexdigest(),
-            "config": redact(config.raw),
-        },
-        "components": {ref.key: ref.describe() for ref in config.components()},
-        "artifact": {
-            "model_dir": artifact.model_dir,
-            "tokenizer_dir": artifact.tokenizer_dir,
-            "kind": artifact.kind,
-            "base_model": artifact.base_model,
-            "reference": artifact.reference,
-        },
-        "metrics": metrics,
-        "versions": {
-            **library_versions(),
-            "qslm-core": __version__,
-            "plugins": {
-                name: {"distribution": dist, "version": version}
-                for name, (dist, version) in sorted(ctx.registry.plugins.items())
-            },
-        },
-        **redact(ctx.manifest),
-    }
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    artifact = run_train_stage(ctx, trainer, attention, data, launch)
+    metrics = run_evaluate_stage(ctx, config.evaluators, artifact, data)
+    return build_manifest(ctx, config, artifact, metrics)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -22,7 +23,7 @@ from qslm import __version__, hookspecs
 from qslm.errors import ComponentNotFound, PluginError
 
 if TYPE_CHECKING:
-    from qslm.components import Component
+    from qslm.components import Component, Options
 
 ENTRY_POINT_GROUP = "qslm"
 
@@ -34,6 +35,7 @@ DEFAULT_PLUGINS = (
     "qslm.train.plugin",
     "qslm.evaluate.plugin",
     "qslm.tracking.plugin",
+    "qslm.commands.plugin",  # the CLI's built-in commands
 )
 
 # kind -> (hook name, words for messages)
@@ -99,6 +101,29 @@ class ComponentSpec:
             "version": self.version,
             "summary": self.summary,
             "target": self.target if isinstance(self.target, str) else _qualname(self.target),
+        }
+
+
+@dataclass
+class ComponentRef:
+    """A component named in the pipeline, with its validated options."""
+
+    key: str  # where it was named, e.g. "train.trainer"
+    spec: ComponentSpec
+    cls: type[Component]
+    options: Options
+    base_dir: Path
+
+    def create(self) -> Component:
+        return self.cls(self.options, base_dir=self.base_dir)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            "plugin": self.spec.plugin,
+            "distribution": self.spec.distribution,
+            "version": self.spec.version,
+            "options": self.options.model_dump(mode="json"),
         }
 
 

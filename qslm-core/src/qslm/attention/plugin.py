@@ -20,16 +20,3 @@ def qslm_register_attention_backends(register):
         "qslm.attention.mps:MpsAttention",
         summary="Shots from each row's amplitudes held as a bond-truncated matrix product state",
     )
-
-
-@hookimpl
-def qslm_register_commands(cli):
-    bench = cli.commands.get("bench")
-    if bench is None:
-        from qslm.qubo.cli import bench as bench_group
-
-        cli.add_command(bench_group)
-        bench = bench_group
-    from qslm.attention.cli import bench_attention
-
-    bench.add_command(bench_attention)

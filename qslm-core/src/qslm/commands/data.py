@@ -54,7 +54,7 @@ def data_command(pipeline: str, overrides: tuple[str, ...], out: str | None) -> 
             data = source.load(ctx)
         selected = None
         if config.select is not None:
-            from qslm.qubo.select import run_select_stage
+            from qslm.stages.select import run_select_stage
 
             with ctx.stage("select"):
                 chosen = run_select_stage(ctx, config.select, data)

@@ -132,7 +132,7 @@ class HfSource(DataSource):
         check_columns(self.options.columns, "data.options.columns")
         o = self.options
         loader, local = self.resolved()
-        from qslm.train.quiet import hf_quiet
+        from qslm.quiet import hf_quiet
 
         # a hub dataset is loaded at the commit its revision points to now, which is recorded
         commit = _check_hub(o.path, o.revision) if loader == "hub" else None

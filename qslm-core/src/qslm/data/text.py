@@ -157,7 +157,7 @@ class TextSource(DataSource):
                 f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
             )
         if o.query and o.similarity == "embedding":
-            from qslm.qubo.text_similarity import find_embedding_model
+            from qslm.text.similarity import find_embedding_model
 
             folder, why = find_embedding_model(o.embedding_model, self.base_dir)
             if folder is None:
@@ -240,7 +240,7 @@ class TextSource(DataSource):
                 relevant[n] = bool(matched[n])
         extra: dict[str, Any] = {"paragraphs": len(texts)}
         if o.query and texts:
-            from qslm.qubo.text_similarity import text_vectors
+            from qslm.text.similarity import text_vectors
 
             vectors = text_vectors(
                 texts,

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Evaluator, Options
 from qslm.errors import QslmError
-from qslm.train.quiet import hf_quiet
+from qslm.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
@@ -49,7 +49,7 @@ class AttentionError(Evaluator):
     def backend(self, ctx: RunContext) -> AttentionBackend:
         """The backend to measure: the ``backend`` option, else the pipeline's."""
         if self.options.backend:
-            from qslm.config import validate_options
+            from qslm.components import validate_options
             from qslm.plugins import get_registry
 
             cls = get_registry().get("attention", self.options.backend, key="backend").load()

@@ -202,12 +202,12 @@ class Concepts(Evaluator):
     def _embedding_folder(self) -> tuple[Path | None, str]:
         if not self.options.embedding_model:
             return None, "embedding_model is empty"
-        from qslm.qubo.text_similarity import find_embedding_model
+        from qslm.text.similarity import find_embedding_model
 
         return find_embedding_model(self.options.embedding_model, self.base_dir)
 
     def evaluate(self, ctx: RunContext, artifact: Artifact, data: Dataset) -> dict[str, float]:
-        from qslm.train.quiet import hf_quiet
+        from qslm.quiet import hf_quiet
 
         questions = read_questions(self._path(), self.options.questions)
         with hf_quiet():
@@ -327,7 +327,7 @@ class Concepts(Evaluator):
         out: list[float | None] = [None] * len(questions)
         if folder is None or not idx:
             return out
-        from qslm.qubo.text_similarity import embed
+        from qslm.text.similarity import embed
 
         vectors = embed([answers[i] for i in idx] + [questions[i].reference for i in idx], folder)
         n = len(idx)

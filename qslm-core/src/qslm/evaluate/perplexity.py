@@ -16,8 +16,8 @@ from pydantic import Field
 
 from qslm.components import Artifact, Dataset, Evaluator, Options
 from qslm.errors import QslmError
+from qslm.quiet import hf_quiet
 from qslm.train.packing import pack, record_texts, token_stream
-from qslm.train.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext

@@ -29,7 +29,7 @@ def load_tokenizer(source: ExportSource) -> Any:
     from transformers import AutoTokenizer
 
     from qslm.inference.load import _from_pretrained
-    from qslm.train.quiet import hf_quiet
+    from qslm.quiet import hf_quiet
 
     with hf_quiet():
         return _from_pretrained(AutoTokenizer, source.tokenizer_dir, "tokenizer")
@@ -60,8 +60,8 @@ def write_merged(source: ExportSource, folder: Path, progress: Callable[[str], N
 def _merge_adapter(
     source: ExportSource, folder: Path, tokenizer: Any, progress: Callable[[str], None]
 ) -> None:
+    from qslm.quiet import hf_quiet
     from qslm.train.qlora import save_merged
-    from qslm.train.quiet import hf_quiet
 
     q = source.quantization
     how = " (dequantised from 4-bit NF4)" if q else ""

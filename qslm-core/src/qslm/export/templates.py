@@ -15,7 +15,7 @@ from typing import Any
 
 from qslm.data.formatting import ALPACA, ALPACA_NO_INPUT
 from qslm.export.source import ExportSource
-from qslm.inference.cli import SIMPLE_ASSISTANT, SIMPLE_USER
+from qslm.inference.chat import SIMPLE_ASSISTANT, SIMPLE_USER
 
 
 def _literal(text: str) -> str:

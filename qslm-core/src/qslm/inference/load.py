@@ -68,7 +68,7 @@ def load_build(path: str | Path, *, device: str | None = None) -> LoadedBuild:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from qslm.train.quiet import hf_quiet
+    from qslm.quiet import hf_quiet
 
     model_dir = build / artifact["model_dir"]
     tokenizer_dir = build / (artifact.get("tokenizer_dir") or artifact["model_dir"])

@@ -135,7 +135,7 @@ class _WeightGroup:
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from qslm.train.quiet import hf_quiet
+        from qslm.quiet import hf_quiet
 
         with hf_quiet():
             model = _from_pretrained(AutoModelForCausalLM, self.base, "base model of the adapters")

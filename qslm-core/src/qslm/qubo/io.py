@@ -118,38 +118,11 @@ def parse_qubo(text: str, *, name: str = "<string>", sense: Sense | None = None)
         if tokens[0] == "p":
             if header is not None:
                 raise fail(lineno, f"a second 'p' header (the first is on line {header[0]})")
-            if len(tokens) != 6 or tokens[1] != "qubo":
-                raise fail(lineno, f"bad header {raw.strip()!r}; expected {_HEADER}")
-            try:
-                max_nodes, nodes, couplers = (int(t) for t in tokens[3:])
-            except ValueError:
-                raise fail(
-                    lineno,
-                    f"bad header {raw.strip()!r}: the three counts must be "
-                    f"integers; expected {_HEADER}",
-                ) from None
-            if min(max_nodes, nodes, couplers) < 0:
-                raise fail(lineno, f"bad header {raw.strip()!r}: negative count")
-            check_size(max_nodes, nodes + couplers, f"{name}: line {lineno}: the header's")
-            header = (lineno, max_nodes, nodes, couplers)
+            header = _header(tokens, raw, lineno, fail, name)
             continue
         if header is None:
             raise fail(lineno, f"data before the header; expected {_HEADER} first")
-        if len(tokens) != 3:
-            raise fail(lineno, f"expected 'i j weight', got {raw.strip()!r}")
-        try:
-            i, j = int(tokens[0]), int(tokens[1])
-        except ValueError:
-            raise fail(lineno, f"indices must be integers, got {raw.strip()!r}") from None
-        w = _number(tokens[2], lineno, fail, "weight")
-        max_nodes = header[1]
-        for index in (i, j):
-            if not 0 <= index < max_nodes:
-                raise fail(
-                    lineno,
-                    f"index {index} out of range (the header says {max_nodes} "
-                    "nodes, numbered from 0)",
-                )
+        i, j, w = _entry(tokens, raw, lineno, fail, header[1])
         if i > j:
             raise fail(lineno, f"coupler {i} {j} has i > j; write it as {j} {i}")
         if (i, j) in seen:
@@ -192,6 +165,45 @@ def parse_qubo(text: str, *, name: str = "<string>", sense: Sense | None = None)
         )
     except ValueError as exc:  # what the model refuses as a whole: weights that overflow
         raise ConfigError(f"{name}: {exc}") from None
+
+
+def _header(
+    tokens: list[str], raw: str, lineno: int, fail: Any, name: str
+) -> tuple[int, int, int, int]:
+    """``p qubo 0 maxNodes nNodes nCouplers`` -> (line, maxNodes, nNodes, nCouplers)."""
+    if len(tokens) != 6 or tokens[1] != "qubo":
+        raise fail(lineno, f"bad header {raw.strip()!r}; expected {_HEADER}")
+    try:
+        max_nodes, nodes, couplers = (int(t) for t in tokens[3:])
+    except ValueError:
+        raise fail(
+            lineno,
+            f"bad header {raw.strip()!r}: the three counts must be integers; expected {_HEADER}",
+        ) from None
+    if min(max_nodes, nodes, couplers) < 0:
+        raise fail(lineno, f"bad header {raw.strip()!r}: negative count")
+    check_size(max_nodes, nodes + couplers, f"{name}: line {lineno}: the header's")
+    return (lineno, max_nodes, nodes, couplers)
+
+
+def _entry(
+    tokens: list[str], raw: str, lineno: int, fail: Any, max_nodes: int
+) -> tuple[int, int, float]:
+    """``i j weight`` with both indices in range."""
+    if len(tokens) != 3:
+        raise fail(lineno, f"expected 'i j weight', got {raw.strip()!r}")
+    try:
+        i, j = int(tokens[0]), int(tokens[1])
+    except ValueError:
+        raise fail(lineno, f"indices must be integers, got {raw.strip()!r}") from None
+    w = _number(tokens[2], lineno, fail, "weight")
+    for index in (i, j):
+        if not 0 <= index < max_nodes:
+            raise fail(
+                lineno,
+                f"index {index} out of range (the header says {max_nodes} nodes, numbered from 0)",
+            )
+    return i, j, w
 
 
 def _number(token: str, lineno: int, fail: Any, what: str) -> float:

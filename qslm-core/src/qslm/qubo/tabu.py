@@ -114,7 +114,7 @@ class TabuSolver(QuboSolver):
         deadline = Deadline(effective_time_limit(opts.time_limit, time_limit), started)
         seed = resolve_seed(seed)
         q = qubo.as_min()
-        n, r = q.num_variables, opts.num_chains
+        n = q.num_variables
         if n == 0:
             return self.result(qubo, np.zeros((1, 0)), started=started, seed=seed)
         iterations = opts.num_iterations or max(1000, 50 * n)
@@ -125,11 +125,25 @@ class TabuSolver(QuboSolver):
         target = -np.inf
         if opts.target is not None:
             target = (opts.target if qubo.sense == "min" else -opts.target) - q.offset
+        params = (iterations, patience, stall, base, target)
         if engine == "numba":
-            return self._solve_fast(
-                qubo, q, (iterations, patience, stall, base, target), seed, deadline, started
-            )
+            return self._solve_fast(qubo, q, params, seed, deadline, started)
         check_numpy_size(self.name, n)
+        return self._solve_numpy(qubo, q, params, seed, deadline, started)
+
+    def _solve_numpy(
+        self,
+        qubo: Qubo,
+        q: Qubo,
+        params: tuple[int, int, int, int, float],
+        seed: int,
+        deadline: Deadline,
+        started: float,
+    ) -> SolveResult:
+        """The numpy engine: all chains advance together, one flip each per iteration."""
+        opts = self.options
+        iterations, patience, stall, base, target = params
+        n, r = q.num_variables, opts.num_chains
         rng = np.random.default_rng(seed)
         w = q.coupling_matrix()
         c = q.linear

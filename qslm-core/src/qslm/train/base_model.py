@@ -15,6 +15,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qslm.errors import ConfigError
 
@@ -271,3 +272,20 @@ def unknown_targets(targets: list[str], modules: set[str]) -> list[str]:
 def target_choices(modules: set[str]) -> list[str]:
     """The distinct short names a user can put in ``target_modules`` (``q_proj``, ``up_proj``)."""
     return sorted({m.rsplit(".", 1)[-1] for m in modules})
+
+
+def linear_module_names(model: Any) -> set[str]:
+    """Names of the modules LoRA can wrap (linear layers, 4-bit ones included, embeddings)."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Embedding)
+    return {name for name, m in model.named_modules() if name and isinstance(m, kinds)}
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters; peft counts a packed 4-bit weight as its real size."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(trainable), int(total)
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

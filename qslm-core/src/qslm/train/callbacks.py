@@ -136,3 +136,36 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets
     except AttributeError:  # macOS and Windows have no affinity call
         return os.cpu_count() or 1
+
+
+class EvalLogToContext(LogToContext):
+    """:class:`LogToContext` that also records validation losses, on the main process only
+    (under torchrun every rank runs the callbacks; one training log is enough)."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.first_eval_loss = float("nan")
+        self.last_eval_loss = float("nan")
+        self.last_eval_step = -1
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        recorder = self
+
+        class Callback(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if state.is_world_process_zero:
+                    recorder.on_log(state, logs or {})
+
+        return Callback()
+
+    def on_log(self, state: Any, logs: dict[str, Any]) -> None:
+        if "eval_loss" in logs:
+            loss = float(logs["eval_loss"])
+            if math.isnan(self.first_eval_loss):
+                self.first_eval_loss = loss
+            self.last_eval_loss, self.last_eval_step = loss, state.global_step
+            self.ctx.log_event("eval", step=state.global_step, eval_loss=loss)
+            self.ctx.progress(f"  step {state.global_step}/{state.max_steps}  eval loss {loss:.3f}")
+        super().on_log(state, logs)

@@ -16,28 +16,24 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
-
-from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
+from qslm.components import Artifact, AttentionBackend, Dataset, Trainer
 from qslm.errors import ConfigError, QslmError
+from qslm.quiet import hf_quiet
 from qslm.tracking import trainer_arguments
 from qslm.train.base_model import (
     BaseModel,
+    count_parameters,
     fetch_base,
+    linear_module_names,
     resolve_base,
     target_choices,
     unknown_targets,
 )
-from qslm.train.callbacks import (
-    MAX_EPOCHS,
-    MAX_STEPS,
-    LogToContext,
-    LossTracker,
-    usable_cpus,
-)
-from qslm.train.quiet import hf_quiet
+from qslm.train.callbacks import EvalLogToContext, LossTracker, usable_cpus
+from qslm.train.lora_options import LoraOptions
 
 if TYPE_CHECKING:
     from qslm.context import RunContext
@@ -48,133 +44,17 @@ MERGED_DIR = "merged"
 KEY = "train.options"
 
 
-class LoraOptions(Options):
-    """``[train.options]`` of the ``lora`` trainer.
+@dataclass
+class _Run:
+    """What the training steps hand on: the model with its adapter and the examples."""
 
-    The LoRA defaults are the QLoRA paper's recipe scaled down (r 8, alpha 16, dropout 0.05,
-    learning rate 2e-4, every linear layer adapted): what works across model sizes without
-    tuning.
-    """
-
-    base_model: str = Field(
-        description="The model to fine-tune: a local model folder, a qslm build folder "
-        "(e.g. builds/quickstart/v1, whose manifest names the model; builds/quickstart@latest, "
-        "@vN or @current picks one by version), or a Hugging Face Hub name, downloaded on "
-        "first use (see revision, offline). Relative paths are relative to the pipeline file."
-    )
-    revision: str | None = Field(
-        None,
-        description="For a Hub base_model: the branch, tag or commit to use (default main). "
-        "The commit it resolves to is recorded in the build's manifest.",
-    )
-    offline: bool = Field(
-        False,
-        description="Use a Hub base_model from the local Hugging Face cache only, never the "
-        "network (as HF_HUB_OFFLINE=1 or `qslm run --offline` do).",
-    )
-    r: int = Field(8, ge=1, le=4096, description="LoRA rank: the inner width of each adapter.")
-    alpha: float = Field(
-        16.0, gt=0.0, description="LoRA alpha: the adapter's output is scaled by alpha / r."
-    )
-    dropout: float = Field(
-        0.05, ge=0.0, lt=1.0, description="Dropout on the adapter's input during training."
-    )
-    target_modules: str | list[str] = Field(
-        "all-linear",
-        description='Modules to adapt: "all-linear" (every linear layer but the output head, '
-        "as the QLoRA paper recommends: adapting only the attention projections trains "
-        "measurably worse at the same budget), or a list of module names such as "
-        '["q_proj", "v_proj"], checked against the model before training.',
-    )
-    template: Literal["auto", "alpaca", "chat", "plain"] = Field(
-        "auto",
-        description='How records become prompt + response: "alpaca", "chat" (the '
-        'tokenizer\'s chat template), "plain" (the record\'s text, no prompt) or "auto" '
-        "(chat for chat records when the tokenizer has a template, alpaca for instruction "
-        "records, else plain).",
-    )
-    loss_on: Literal["all", "response"] = Field(
-        "response",
-        description='Tokens the loss is computed on: "response" (the answer only, the prompt '
-        'masked) or "all". Plain-text records have no prompt, so both are the same there.',
-    )
-    max_length: int = Field(
-        512, ge=2, description="Tokens per example; longer examples are cut (and counted)."
-    )
-    batch_size: int = Field(8, ge=1, description="Examples per device per forward pass.")
-    gradient_accumulation_steps: int = Field(
-        1, ge=1, description="Forward passes summed into one optimiser step."
-    )
-    learning_rate: float = Field(2e-4, gt=0.0, description="Peak AdamW learning rate.")
-    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay.")
-    schedule: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
-        "cosine", description="Learning-rate schedule after warm-up."
-    )
-    warmup_ratio: float = Field(
-        0.03, ge=0.0, lt=1.0, description="Fraction of the steps spent warming up linearly."
-    )
-    epochs: float = Field(
-        3.0,
-        gt=0.0,
-        le=MAX_EPOCHS,
-        description="Passes over the training examples (when max_steps is 0).",
-    )
-    max_steps: int = Field(
-        0,
-        ge=0,
-        le=MAX_STEPS,
-        description="Optimiser steps to train for; 0 = as many as `epochs` takes.",
-    )
-    max_grad_norm: float = Field(
-        1.0, ge=0.0, description="Clip the global gradient norm to this; 0 = no clipping."
-    )
-    eval_every: int = Field(
-        0,
-        ge=0,
-        description="Compute the validation loss every this many steps (logged to the "
-        "training log); 0 = only before and after training. Needs validation records.",
-    )
-    logging_every: int = Field(
-        10, ge=1, description="Log loss and learning rate every this many optimiser steps."
-    )
-    checkpoint_every: int = Field(
-        0,
-        ge=0,
-        description="Save a resumable checkpoint under build/checkpoints every this many "
-        "steps (only the newest is kept; `qslm run --resume` continues from it); 0 = never.",
-    )
-    keep_checkpoint: bool = Field(
-        False, description="Keep the newest checkpoint in the build after training."
-    )
-    threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch. Default: all usable cores."
-    )
-    bf16: bool = Field(
-        False,
-        description="bfloat16 mixed precision (and the 4-bit compute type under QLoRA), on "
-        "GPUs and CPUs that support it.",
-    )
-    gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in the backward pass: less memory, slower."
-    )
-    quantization: Literal["none", "nf4"] = Field(
-        "none",
-        description='"nf4" loads the base in 4-bit NormalFloat with bitsandbytes (QLoRA; on '
-        'CPU too; needs qslm-core[qlora]); "none" keeps it in float32.',
-    )
-    double_quant: bool = Field(
-        True, description="With nf4: quantise the quantisation scales too (QLoRA's default)."
-    )
-    merge: bool = Field(
-        False,
-        description="Also save base + adapter as one full model in merged/ (from a 4-bit "
-        "base: the dequantised NF4 weights plus the adapter, in float32).",
-    )
-    deepspeed: str | None = Field(
-        None,
-        description="Path to a DeepSpeed JSON config, passed to the Trainer as is (for GPU "
-        "runs under `qslm run --nproc N`; needs the deepspeed package).",
-    )
+    base: BaseModel
+    model: Any
+    tokenizer: Any
+    train_set: Any
+    eval_set: Any
+    trainable: int
+    total: int
 
 
 class LoraTrainer(Trainer):
@@ -330,6 +210,13 @@ class LoraTrainer(Trainer):
             return self._train(ctx, data, attention)
 
     def _train(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> Artifact:
+        run = self._prepare(ctx, data, attention)
+        hf_trainer, fit = self._fit(ctx, run)
+        merged = self._save(ctx, run, hf_trainer)
+        return self._artifact(ctx, run, fit, merged)
+
+    def _prepare(self, ctx: RunContext, data: Dataset, attention: AttentionBackend) -> _Run:
+        """The base model with its adapter, and the tokenized examples."""
         import torch
         import transformers
 
@@ -383,59 +270,74 @@ class LoraTrainer(Trainer):
             + (f", {train_set.stats['truncated']} cut to {o.max_length} tokens"
                if train_set.stats["truncated"] else "")
         )  # fmt: skip
+        return _Run(base, model, tokenizer, train_set, eval_set, trainable, total)
 
-        hf_trainer, recorder = self._hf_trainer(ctx, model, tokenizer, train_set, eval_set)
-        losses = LossTracker(ctx, o.logging_every)  # the same numbers after --resume
+    def _fit(self, ctx: RunContext, run: _Run) -> tuple[Any, dict[str, Any]]:
+        """Train (from the last checkpoint on ``--resume``); the HF trainer and the metrics."""
+        hf_trainer, recorder = self._hf_trainer(
+            ctx, run.model, run.tokenizer, run.train_set, run.eval_set
+        )
+        losses = LossTracker(ctx, self.options.logging_every)  # the same numbers after --resume
         losses.attach(hf_trainer)
         result = hf_trainer.train(resume_from_checkpoint=ctx.resume_checkpoint())
         eval_loss = recorder.last_eval_loss
-        if eval_set and recorder.last_eval_step != hf_trainer.state.global_step:
+        if run.eval_set and recorder.last_eval_step != hf_trainer.state.global_step:
             eval_loss = float(hf_trainer.evaluate()["eval_loss"])
+        metrics = {
+            **losses.metrics(),
+            "train_steps": int(result.global_step),
+            "train_tokens": int(hf_trainer.state.num_input_tokens_seen),
+            "train_examples": len(run.train_set),
+            "trainable_parameters": run.trainable,
+            "parameters": run.total,
+        }
+        if run.eval_set:
+            metrics["eval_loss"] = eval_loss
+            if not math.isnan(recorder.first_eval_loss):
+                metrics["eval_loss_base"] = recorder.first_eval_loss
+        return hf_trainer, metrics
 
+    def _save(self, ctx: RunContext, run: _Run, hf_trainer: Any) -> bool:
+        """On the main process: the adapter and tokenizer (and the merged model); whether a
+        merged model was written."""
+        o = self.options
+        if not hf_trainer.is_world_process_zero():
+            return False
         out = ctx.build_dir / ADAPTER_DIR
-        merged = False
-        if hf_trainer.is_world_process_zero():
-            model.save_pretrained(out)  # adapter_config.json + adapter_model.safetensors
-            tokenizer.save_pretrained(out)
-            if o.merge:
-                self._merge(ctx, base, out, tokenizer)
-                merged = True
-            checkpoints = ctx.checkpoint_dir
-            if checkpoints.exists() and not (o.keep_checkpoint and o.checkpoint_every):
-                shutil.rmtree(checkpoints)
+        run.model.save_pretrained(out)  # adapter_config.json + adapter_model.safetensors
+        run.tokenizer.save_pretrained(out)
+        if o.merge:
+            self._merge(ctx, run.base, out, run.tokenizer)
+        checkpoints = ctx.checkpoint_dir
+        if checkpoints.exists() and not (o.keep_checkpoint and o.checkpoint_every):
+            shutil.rmtree(checkpoints)
+        return o.merge
 
+    def _artifact(
+        self, ctx: RunContext, run: _Run, metrics: dict[str, Any], merged: bool
+    ) -> Artifact:
+        """The adapter as an :class:`Artifact`, and what the manifest says of it."""
+        o = self.options
         reference: dict[str, Any] = {"type": "base"}
         if o.quantization == "nf4":
             reference.update(
                 quantization="nf4", compute_dtype=self.compute_dtype, double_quant=o.double_quant
             )
         ctx.manifest["lora"] = {
-            "base_model": base.source,
-            "base_origin": base.origin,
-            "base_hub": base.hub_manifest(o.revision),
+            "base_model": run.base.source,
+            "base_origin": run.base.origin,
+            "base_hub": run.base.hub_manifest(o.revision),
             "target_modules": self.targets(),
             "quantization": o.quantization,
             "merged_dir": MERGED_DIR if merged else None,
-            "truncated_examples": train_set.stats["truncated"],
-            "dropped_examples": train_set.stats["dropped"],
+            "truncated_examples": run.train_set.stats["truncated"],
+            "dropped_examples": run.train_set.stats["dropped"],
         }
-        metrics = {
-            **losses.metrics(),
-            "train_steps": int(result.global_step),
-            "train_tokens": int(hf_trainer.state.num_input_tokens_seen),
-            "train_examples": len(train_set),
-            "trainable_parameters": trainable,
-            "parameters": total,
-        }
-        if eval_set:
-            metrics["eval_loss"] = eval_loss
-            if not math.isnan(recorder.first_eval_loss):
-                metrics["eval_loss_base"] = recorder.first_eval_loss
         return Artifact(
             model_dir=ADAPTER_DIR,
             tokenizer_dir=ADAPTER_DIR,
             kind="adapter",
-            base_model=base.source,
+            base_model=run.base.source,
             reference=reference,
             metrics=metrics,
         )
@@ -525,61 +427,11 @@ class LoraTrainer(Trainer):
         )
 
 
-class EvalLogToContext(LogToContext):
-    """:class:`LogToContext` that also records validation losses, on the main process only
-    (under torchrun every rank runs the callbacks; one training log is enough)."""
-
-    def __init__(self, ctx: RunContext) -> None:
-        super().__init__(ctx)
-        self.first_eval_loss = float("nan")
-        self.last_eval_loss = float("nan")
-        self.last_eval_step = -1
-
-    def callback(self) -> Any:
-        from transformers import TrainerCallback
-
-        recorder = self
-
-        class Callback(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if state.is_world_process_zero:
-                    recorder.on_log(state, logs or {})
-
-        return Callback()
-
-    def on_log(self, state: Any, logs: dict[str, Any]) -> None:
-        if "eval_loss" in logs:
-            loss = float(logs["eval_loss"])
-            if math.isnan(self.first_eval_loss):
-                self.first_eval_loss = loss
-            self.last_eval_loss, self.last_eval_step = loss, state.global_step
-            self.ctx.log_event("eval", step=state.global_step, eval_loss=loss)
-            self.ctx.progress(f"  step {state.global_step}/{state.max_steps}  eval loss {loss:.3f}")
-        super().on_log(state, logs)
-
-
 def module_selection_callback(ctx: RunContext, model: Any) -> Any:
     """The ``[train.select_modules]`` callback for this run, or None."""
     from qslm.train.module_select import callback_for
 
     return callback_for(ctx, model)
-
-
-def linear_module_names(model: Any) -> set[str]:
-    """Names of the modules LoRA can wrap (linear layers, 4-bit ones included, embeddings)."""
-    import torch
-
-    kinds = (torch.nn.Linear, torch.nn.Embedding)
-    return {name for name, m in model.named_modules() if name and isinstance(m, kinds)}
-
-
-def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameters; peft counts a packed 4-bit weight as its real size."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        trainable, total = model.get_nb_trainable_parameters()
-        return int(trainable), int(total)
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
 def _has_4bit_layers(model: Any) -> bool:

@@ -35,11 +35,11 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from qslm.components import Options
-from qslm.errors import ConfigError, QslmError
+from qslm.errors import QslmError
 
 if TYPE_CHECKING:
-    from qslm.config import ComponentRef
     from qslm.context import RunContext
+    from qslm.plugins import ComponentRef
     from qslm.qubo.solver import QuboSolver
 
 KEY = "train.select_modules"
@@ -100,42 +100,6 @@ class ModuleSelectConfig:
 
     options: ModuleSelectOptions
     solvers: list[ComponentRef]
-
-
-def parse_config(
-    raw: Any, *, file: str, resolve: Callable[..., ComponentRef | None], problems: list[str]
-) -> ModuleSelectConfig | None:
-    """Validate ``[train.select_modules]``; problems are appended (keys ``train.select_modules.*``).
-
-    ``resolve(kind, name, key, options, options_key)`` is the pipeline loader's resolver."""
-    from qslm.config import validate_options
-
-    try:
-        opts = validate_options(ModuleSelectOptions, raw, file=file, prefix=KEY)
-    except ConfigError as exc:
-        problems.extend(str(exc).split("\n"))
-        return None
-    assert isinstance(opts, ModuleSelectOptions)
-    names = [opts.solver, *opts.fallback]
-    for name in opts.solvers:
-        if name not in names:
-            problems.append(
-                f"{file}: {KEY}.solvers.{name}: options for a solver that is not used "
-                f"(solver and fallback name: {', '.join(names)})"
-            )
-    refs = [
-        resolve(
-            "qubo_solver",
-            name,
-            f"{KEY}.solver" if i == 0 else f"{KEY}.fallback[{i - 1}]",
-            opts.solvers.get(name, {}),
-            f"{KEY}.solvers.{name}",
-        )
-        for i, name in enumerate(names)
-    ]
-    if any(r is None for r in refs):
-        return None
-    return ModuleSelectConfig(opts, refs)
 
 
 def lora_modules(model: Any) -> dict[str, list[Any]]:

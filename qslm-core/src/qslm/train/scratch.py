@@ -23,6 +23,7 @@ from pydantic import Field
 
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
+from qslm.quiet import hf_quiet
 from qslm.tracking import trainer_arguments
 from qslm.train.callbacks import (
     MAX_EPOCHS,
@@ -32,7 +33,6 @@ from qslm.train.callbacks import (
     usable_cpus,
 )
 from qslm.train.packing import pack, record_texts, token_stream
-from qslm.train.quiet import hf_quiet
 
 if TYPE_CHECKING:
     from qslm.context import RunContext

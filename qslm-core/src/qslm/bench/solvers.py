@@ -6,21 +6,14 @@ reach the target with 99% probability by repeating calls (``t`` when p = 1, infi
 p = 0). The target is the best-known value when one is supplied, else the best energy any
 solver found in the same run.
 
-Best-known values come from ``--best-known FILE`` (JSON ``{"sense": "max", "values":
-{"bqp50_1": 2098}}`` or a plain ``{"name": value}`` object, or a Markdown file) or, without it,
-from a ``README.md`` next to the instances. In Markdown, a table whose header cells after the
-first are integers is read as ``<row name>_<column>`` (``| bqp50 | 2098 | ...`` under
-``| set | 1 | ...`` gives ``bqp50_1``); any other table as ``| name | value |``. A heading
-above the table that says "maximum" or "minimum" declares the sense.
+Best-known values: :mod:`qslm.bench.best_known`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,97 +46,6 @@ def reached(energy: float | None, target: float, sense: str) -> bool:
     return energy >= target - tol if sense == "max" else energy <= target + tol
 
 
-@dataclass
-class BestKnown:
-    values: dict[str, float] = field(default_factory=dict)
-    sense: str | None = None
-    source: str = ""
-
-
-def parse_markdown_best_known(text: str) -> tuple[dict[str, float], str | None]:
-    """Best-known values and declared sense from Markdown tables (see the module docstring)."""
-    values: dict[str, float] = {}
-    sense: str | None = None
-    heading = ""
-    lines = text.splitlines()
-    k = 0
-    while k < len(lines):
-        line = lines[k].strip()
-        if line.startswith("#"):
-            heading = line.lower()
-        if not line.startswith("|"):
-            k += 1
-            continue
-        table = []
-        while k < len(lines) and lines[k].strip().startswith("|"):
-            table.append([c.strip() for c in lines[k].strip().strip("|").split("|")])
-            k += 1
-        if len(table) < 3 or not all(set(c) <= set("-: ") for c in table[1]):
-            continue
-        header, rows = table[0], table[2:]
-        numbered = len(header) > 2 and all(re.fullmatch(r"\d+", h) for h in header[1:])
-        found = False
-        for row in rows:
-            if numbered:
-                pairs = [(f"{row[0]}_{h}", v) for h, v in zip(header[1:], row[1:], strict=False)]
-            else:
-                pairs = [(row[0], row[1])] if len(row) >= 2 else []
-            for key, value in pairs:
-                try:
-                    values[key.strip("`")] = float(value.replace(",", ""))
-                    found = True
-                except ValueError:
-                    pass
-        if found and sense is None:
-            if "max" in heading:
-                sense = "max"
-            elif "min" in heading:
-                sense = "min"
-    return values, sense
-
-
-def load_best_known(instances: Sequence[Path], path: Path | None = None) -> BestKnown:
-    """Best-known values for ``instances`` from ``path``, else from README.md files next to
-    them (an absent README gives no values)."""
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--best-known {path}: cannot be read: {exc}") from None
-        if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{path}: line {exc.lineno}: JSON syntax error: {exc.msg}"
-                ) from None
-            sense = data.get("sense") if isinstance(data, dict) else None
-            raw = data.get("values", data) if isinstance(data, dict) else None
-            if not isinstance(raw, dict) or sense not in (None, "min", "max"):
-                raise ConfigError(
-                    f'{path}: expected {{"sense": "max", "values": {{"instance": number}}}}'
-                )
-            values = {}
-            for key, value in raw.items():
-                if key == "sense":
-                    continue
-                if not isinstance(value, int | float) or isinstance(value, bool):
-                    raise ConfigError(f"{path}: values.{key}: expected a number, got {value!r}")
-                values[key] = float(value)
-            return BestKnown(values, sense, str(path))
-        values, sense = parse_markdown_best_known(text)
-        return BestKnown(values, sense, str(path))
-    best = BestKnown()
-    for folder in sorted({p.parent for p in instances}):
-        readme = folder / "README.md"
-        if readme.is_file():
-            values, sense = parse_markdown_best_known(readme.read_text(encoding="utf-8"))
-            best.values.update(values)
-            best.sense = best.sense or sense
-            best.source = ", ".join(filter(None, [best.source, str(readme)]))
-    return best
-
-
 def run_benchmark(
     problems: Sequence[tuple[str, Qubo]],
     solvers: Sequence[tuple[str, QuboSolver]],
@@ -159,28 +61,11 @@ def run_benchmark(
     best_known = best_known or {}
     rows = []
     for name, qubo in problems:
-        runs: dict[str, list[tuple[float | None, float, str]]] = {}
-        errors: dict[str, str] = {}
-        notes: dict[str, str] = {}
-        proven: float | None = None
+        runs = {s: _Runs() for s, _ in solvers}
         for solver_name, solver in solvers:
-            runs[solver_name] = []
-            for k in range(repeats):
-                try:
-                    solver.check_problem(qubo)
-                    r = solver.solve(qubo, seed=seed + k, time_limit=time_limit)
-                except ProblemTooLarge as exc:
-                    errors[solver_name] = str(exc)
-                    notes[solver_name] = "skipped: too large"
-                    break
-                except Exception as exc:  # a failing solver is a row, not a crash
-                    errors[solver_name] = f"{type(exc).__name__}: {exc}"
-                    notes[solver_name] = f"failed: {type(exc).__name__}"
-                    break
-                runs[solver_name].append((r.best_energy, r.wall_s, r.status))
-                if r.info.get("optimal") is True and r.best_energy is not None:
-                    proven = r.best_energy  # a certified optimum (exact solvers say so)
-        found = [e for rs in runs.values() for e, _, _ in rs if e is not None]
+            runs[solver_name].collect(solver, qubo, repeats, seed, time_limit)
+        proven = next((r.proven for r in reversed(runs.values()) if r.proven is not None), None)
+        found = [e for rs in runs.values() for e, _, _ in rs.calls if e is not None]
         if name in best_known:
             target, source = best_known[name], "best-known"
         elif found:
@@ -189,44 +74,72 @@ def run_benchmark(
         else:
             target, source = math.nan, "none"
         for solver_name, _ in solvers:
-            rs = runs[solver_name]
             row: dict[str, Any] = {
                 "instance": name,
                 "n": qubo.num_variables,
                 "solver": solver_name,
                 "target": target,
                 "target_source": source,
-                "repeats": len(rs),
             }
-            if solver_name in errors:
-                row.update(error=errors[solver_name], note=notes[solver_name])
-            if solver_name in errors and not rs:
-                row.update(best=None, gap=None, success=0.0, median_wall_s=None, tts_s=math.inf)
-                rows.append(row)
-                continue
-            energies = [e for e, _, _ in rs if e is not None]
-            best = (max(energies) if qubo.sense == "max" else min(energies)) if energies else None
-            hits = sum(reached(e, target, qubo.sense) for e, _, _ in rs)
-            p = hits / len(rs)
-            t = statistics.median(w for _, w, _ in rs)
-            gap = None
-            if best is not None and math.isfinite(target):
-                gap = (target - best if qubo.sense == "max" else best - target) / max(
-                    abs(target), 1e-12
-                )
-            row.update(
-                best=best,
-                gap=gap,
-                gap_to_optimum=None
-                if proven is None or best is None
-                else _gap(best, proven, qubo.sense),
-                success=p,
-                median_wall_s=t,
-                tts_s=tts(t, p),
-                statuses=sorted({s for _, _, s in rs}),
-            )
-            rows.append(row)
+            rows.append(_row(row, runs[solver_name], qubo.sense, proven))
     return rows
+
+
+@dataclass
+class _Runs:
+    """One solver's calls on one instance: (best energy, wall s, status) each, or why not."""
+
+    calls: list[tuple[float | None, float, str]] = field(default_factory=list)
+    error: str | None = None
+    note: str | None = None
+    proven: float | None = None  # a certified optimum (exact solvers say so)
+
+    def collect(
+        self, solver: QuboSolver, qubo: Qubo, repeats: int, seed: int, time_limit: float | None
+    ) -> None:
+        for k in range(repeats):
+            try:
+                solver.check_problem(qubo)
+                r = solver.solve(qubo, seed=seed + k, time_limit=time_limit)
+            except ProblemTooLarge as exc:
+                self.error, self.note = str(exc), "skipped: too large"
+                return
+            except Exception as exc:  # a failing solver is a row, not a crash
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.note = f"failed: {type(exc).__name__}"
+                return
+            self.calls.append((r.best_energy, r.wall_s, r.status))
+            if r.info.get("optimal") is True and r.best_energy is not None:
+                self.proven = r.best_energy
+
+
+def _row(row: dict[str, Any], runs: _Runs, sense: str, proven: float | None) -> dict[str, Any]:
+    """Complete ``row`` with the solver's best, gaps, success rate, median time and TTS."""
+    rs, target = runs.calls, row["target"]
+    row["repeats"] = len(rs)
+    if runs.error is not None:
+        row.update(error=runs.error, note=runs.note)
+        if not rs:
+            row.update(best=None, gap=None, success=0.0, median_wall_s=None, tts_s=math.inf)
+            return row
+    energies = [e for e, _, _ in rs if e is not None]
+    best = (max(energies) if sense == "max" else min(energies)) if energies else None
+    hits = sum(reached(e, target, sense) for e, _, _ in rs)
+    p = hits / len(rs)
+    t = statistics.median(w for _, w, _ in rs)
+    gap = None
+    if best is not None and math.isfinite(target):
+        gap = (target - best if sense == "max" else best - target) / max(abs(target), 1e-12)
+    row.update(
+        best=best,
+        gap=gap,
+        gap_to_optimum=None if proven is None or best is None else _gap(best, proven, sense),
+        success=p,
+        median_wall_s=t,
+        tts_s=tts(t, p),
+        statuses=sorted({s for _, _, s in rs}),
+    )
+    return row
 
 
 def _gap(best: float, reference: float, sense: str) -> float:

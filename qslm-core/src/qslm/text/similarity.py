@@ -114,7 +114,7 @@ def embed(texts: Sequence[str], folder: Path, *, batch_size: int = 64) -> np.nda
     with _offline():
         from sentence_transformers import SentenceTransformer
 
-        from qslm.train.quiet import hf_quiet
+        from qslm.quiet import hf_quiet
 
         with hf_quiet():
             model = SentenceTransformer(str(folder))

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from qslm.errors import ConfigError, QslmError
-from qslm.inference.chat import SIMPLE_ASSISTANT, SIMPLE_USER, chat_prompt  # noqa: F401
+from qslm.inference.chat import chat_prompt
 
 _output_option = click.option(
     "--output",

@@ -52,7 +52,7 @@ class Launch:
 
     def command(self, staging: Path) -> list[str]:
         """The launcher's command line for ``staging``."""
-        program = ["-m", "qslm.train.launch", str(staging)]
+        program = ["-m", "qslm.launch", str(staging)]
         if self.accelerate_config is not None:
             cmd = [sys.executable, "-m", "accelerate.commands.launch"]
             cmd += ["--config_file", str(Path(self.accelerate_config).absolute())]
@@ -223,7 +223,7 @@ def _jsonable(value: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 1:
-        print("usage: python -m qslm.train.launch STAGING_DIR (started by qslm run --nproc)")
+        print("usage: python -m qslm.launch STAGING_DIR (started by qslm run --nproc)")
         return 2
     staging = Path(argv[0])
     try:
