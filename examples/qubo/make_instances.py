@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qslm.api import write_qubo
 from qslm.bench.solvers import random_qubo
-from qslm.qubo.io import write_qubo
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,8 @@ INTERNAL_ALLOWED = {
     "code; qslm-unsloth installs the attention backend the way the core trainers do",
     "qslm.train": "qslm-unsloth reuses the core's bitsandbytes check and tokenizer trainer",
     "qslm.qubo.tabu": "qslm-exact warm-starts HiGHS from the core's tabu search",
+    "qslm.bench": "examples/qubo/make_instances.py draws its instances with the generator "
+    "`qslm bench solvers` uses",
 }
 
 

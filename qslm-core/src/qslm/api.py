@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and the API reference (griffe reads these
     )
     from qslm.hookspecs import hookimpl
     from qslm.plugins import Register
+    from qslm.qubo.io import read_qubo, write_qubo
     from qslm.qubo.model import Qubo
     from qslm.qubo.solver import (
         Capabilities,
@@ -84,6 +85,8 @@ _EXPORTS = {
     "hookimpl": "qslm.hookspecs",
     "Register": "qslm.plugins",
     "Qubo": "qslm.qubo.model",
+    "read_qubo": "qslm.qubo.io",
+    "write_qubo": "qslm.qubo.io",
     "Capabilities": "qslm.qubo.solver",
     "Deadline": "qslm.qubo.solver",
     "ProblemTooLarge": "qslm.qubo.solver",
@@ -125,6 +128,8 @@ __all__ = [  # noqa: RUF022 (grouped by topic, the order of the reference page)
     "Tracker",
     # QUBO problems and results
     "Qubo",
+    "read_qubo",
+    "write_qubo",
     "SolveResult",
     "Capabilities",
     "Deadline",
