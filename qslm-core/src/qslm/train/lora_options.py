@@ -73,6 +73,10 @@ class LoraOptions(Options):
     schedule: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
         "cosine", description="Learning-rate schedule after warm-up."
     )
+    # The schedule and checkpoint options below share names with scratch's (train/scratch.py)
+    # on purpose, not by copying: each trainer's table is its own documented interface with its
+    # own defaults (epochs 3 against 12, logging_every 10 against 50) and wording; a shared base
+    # class would tie them together.
     warmup_ratio: float = Field(
         0.03, ge=0.0, lt=1.0, description="Fraction of the steps spent warming up linearly."
     )
