@@ -40,6 +40,7 @@ nox.options.reuse_existing_virtualenvs = True
 # server or one torch thread: pytest-xdist runs them on every core. By file, so that a module's
 # expensive fixture (a training run, an mlflow server) is built once, in one worker.
 PARALLEL = ("pytest-xdist==3.8.0",)
+PARALLEL_BACKENDS = {"qiskit", "azure", "unsloth"}
 PARALLEL_ARGS = ("-n", os.environ.get("QSLM_TEST_WORKERS", "auto"), "--dist", "loadfile")
 
 
@@ -102,7 +103,11 @@ def backend(session: nox.Session, backend: str) -> None:
         install(session, "--no-deps", *NO_DEPS[backend])
     allowed = {BACKENDS[backend], *needed}
     assert_not_installed(session, [d for d in ALL_PLUGINS if d not in allowed])
-    session.run("pytest", f"tests/{backend}", *session.posargs)
+    # the suites of a minute or more (training, simulated circuits) on every core too
+    parallel = PARALLEL_ARGS if backend in PARALLEL_BACKENDS else ()
+    if parallel:
+        install(session, *PARALLEL)
+    session.run("pytest", f"tests/{backend}", *parallel, *session.posargs)
 
 
 @nox.session
