@@ -16,6 +16,7 @@ from qslm.testing import (
     EvaluatorConformance,
     TrainerConformance,
 )
+from qslm.testing.evaluators import TINY_SCRATCH
 from qslm.testing.kit import make_context
 
 torch = pytest.importorskip("torch")
@@ -67,16 +68,7 @@ class TestPerplexityKit(EvaluatorConformance):
 
 class TestScratchKit(TrainerConformance):
     trainer = "scratch"
-    trainer_options = {
-        "vocab_size": 300,
-        "hidden_size": 32,
-        "heads": 2,
-        "layers": 1,
-        "context_length": 32,
-        "batch_size": 4,
-        "max_steps": 2,
-        "threads": 1,
-    }
+    trainer_options = TINY_SCRATCH  # the evaluator kit's tiny model, trained by the kit
     checkpoint_options = {"checkpoint_every": 2, "keep_checkpoint": True}
 
 
