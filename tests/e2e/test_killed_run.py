@@ -59,11 +59,13 @@ def test_sigkill_leaves_no_half_build(tmp_path, kill_at):
     v1 = tmp_path / "builds" / "killme" / "v1"
     before = _tree_digest(v1)
 
-    (tmp_path / "pipeline.toml").write_text(PIPELINE.format(steps=400))
+    # killed as the stage starts: a long training to be inside of, a short one before [evaluate]
+    steps = 400 if kill_at == "[train]" else 20
+    (tmp_path / "pipeline.toml").write_text(PIPELINE.format(steps=steps))
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600  # a deadline only: 5 s idle, 240 s on a loaded CI
     seen = ""
     while time.monotonic() < deadline:
         line = proc.stderr.readline()

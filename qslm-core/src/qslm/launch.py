@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from qslm.errors import ConfigError, QslmError
+from qslm.resources import usable_cpus
 
 if TYPE_CHECKING:
     from qslm.components import Artifact, Dataset
@@ -68,6 +69,15 @@ class Launch:
             *program,
         ]
 
+    def environment(self, job: dict[str, Any]) -> dict[str, str]:
+        """The launched processes' environment: ours, the job, and each rank's share of the
+        CPUs as ``OMP_NUM_THREADS`` unless the user set it (torchrun would give every rank
+        1 thread and warn; all of them each would oversubscribe the cores)."""
+        env = {**os.environ, JOB_ENV: json.dumps(job)}
+        if self.nproc and "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // self.nproc))
+        return env
+
     def train(self, ctx: RunContext, data: Dataset) -> Artifact:
         """Run the trainer of ``ctx.config`` in the launched processes; rank 0's Artifact."""
         from qslm.builds import config_sha256, write_json
@@ -98,10 +108,9 @@ class Launch:
             "nproc": self.nproc,
             "accelerate_config": str(self.accelerate_config) if self.accelerate_config else None,
         }
-        env = {**os.environ, JOB_ENV: json.dumps(job)}
         proc = subprocess.Popen(
             self.command(ctx.build_dir),
-            env=env,
+            env=self.environment(job),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

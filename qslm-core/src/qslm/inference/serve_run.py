@@ -66,7 +66,7 @@ def serve(
     import uvicorn
 
     from qslm.inference.server import ServeSettings, create_app, torch_threads_for
-    from qslm.train.callbacks import usable_cpus
+    from qslm.resources import usable_cpus
 
     settings = ServeSettings(
         max_concurrency=max_concurrency,

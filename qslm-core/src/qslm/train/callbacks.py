@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,13 +128,6 @@ class LossTracker:
         if not self.complete:  # honest about a mean that misses the steps before the resume
             out["train_loss_mean_steps"] = len(self.losses)
         return out
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
 
 
 class EvalLogToContext(LogToContext):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from qslm.components import Artifact, AttentionBackend, Dataset, Trainer
 from qslm.errors import ConfigError, QslmError
 from qslm.quiet import hf_quiet
+from qslm.resources import torch_threads
 from qslm.tracking import trainer_arguments
 from qslm.train.base_model import (
     BaseModel,
@@ -32,7 +33,7 @@ from qslm.train.base_model import (
     target_choices,
     unknown_targets,
 )
-from qslm.train.callbacks import EvalLogToContext, LossTracker, usable_cpus
+from qslm.train.callbacks import EvalLogToContext, LossTracker
 from qslm.train.lora_options import LoraOptions
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ class LoraTrainer(Trainer):
         self.plan()
         o = self.options
         base = self.base(fetch=True)
-        torch.set_num_threads(o.threads or usable_cpus())
+        torch.set_num_threads(torch_threads(o.threads))
         transformers.set_seed(ctx.seed)
 
         model, tokenizer = self.load_model(ctx, attention)

@@ -114,7 +114,10 @@ class LoraOptions(Options):
         False, description="Keep the newest checkpoint in the build after training."
     )
     threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch. Default: all usable cores."
+        None,
+        ge=1,
+        description="CPU threads for torch. Default: OMP_NUM_THREADS when set, "
+        "else all usable cores.",
     )
     bf16: bool = Field(
         False,

@@ -24,13 +24,13 @@ from pydantic import Field
 from qslm.components import Artifact, AttentionBackend, Dataset, Options, Trainer
 from qslm.errors import ConfigError, QslmError
 from qslm.quiet import hf_quiet
+from qslm.resources import torch_threads
 from qslm.tracking import trainer_arguments
 from qslm.train.callbacks import (
     MAX_EPOCHS,
     MAX_STEPS,
     LogToContext,
     LossTracker,
-    usable_cpus,
 )
 from qslm.train.packing import pack, record_texts, token_stream
 
@@ -131,7 +131,10 @@ class ScratchOptions(Options):
         "default checkpoints are deleted once the final model is saved.",
     )
     threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch. Default: all cores."
+        None,
+        ge=1,
+        description="CPU threads for torch. Default: OMP_NUM_THREADS when set, "
+        "else all usable cores.",
     )
     bf16: bool = Field(
         False, description="bfloat16 mixed precision (on GPUs and CPUs that support it)."
@@ -189,7 +192,7 @@ class ScratchTrainer(Trainer):
         self.plan()
         o = self.options
         texts = record_texts(data.train, split="training")
-        torch.set_num_threads(o.threads or usable_cpus())
+        torch.set_num_threads(torch_threads(o.threads))
         transformers.set_seed(ctx.seed)
         out = ctx.build_dir / MODEL_DIR
 
