@@ -121,11 +121,11 @@ def instances(spec: str, n: int, density: float) -> list[tuple[str, object]]:
     return out
 
 
-def bqp_instances() -> list[tuple[str, object, float]]:
+def bqp_instances(shared: Path) -> list[tuple[str, object, float]]:
     from qslm.bench.best_known import load_best_known
     from qslm.qubo.io import read_qubo
 
-    folder = SHARED / "qubo"
+    folder = shared / "qubo"
     paths = [folder / f"bqp{s}_{k}.qubo" for s in (50, 100) for k in range(1, 11)]
     best = load_best_known(paths).values
     return [(p.stem, read_qubo(p, sense="max"), best[p.stem]) for p in paths]
@@ -166,7 +166,7 @@ def ttt(args, configs: list[str], name: str, qubo, target: float) -> None:
 
 def tune_bqp(args, configs: list[str]) -> None:
     """Iterations (per chain, the fewest of the two chains) to reach the best-known value."""
-    problems = bqp_instances()
+    problems = bqp_instances(args.instances)
     for text in configs:
         its = []
         for _name, qubo, best in problems:
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--configs", default="")
     parser.add_argument("--targets", default="", help="cuts: measure the moves to reach them")
     parser.add_argument("--sa-reads", type=int, default=0)
+    parser.add_argument("--instances", type=Path, default=SHARED, help="the benchmarks folder")
     parser.add_argument("--bqp", action="store_true", help="bqp50/bqp100 instead of graphs")
     args = parser.parse_args()
     args.iterations = int(args.iterations)
