@@ -16,7 +16,7 @@ the target. "gap" is the median over calls of (target - best) / target at the bu
 
 Usage: python benchmarks/qubo_peers.py [--families bqp2500,gset,bqp250,exact] [--count 5]
        [--repeats 1] [--budget-large 30] [--budget-gset 10] [--sa-reads N] [--gset 6,7]
-       [--instances DIR] [--json FILE]
+       [--instances DIR] [--json FILE] [--solvers tabu,anneal] [--tabu-options '{"tenure": 16}']
 Needs qslm-core[fast]; uses qslm-backend-dwave, qslm-solver-openjij and qslm-solver-exact
 when installed.
 """
@@ -175,7 +175,7 @@ def family_exact(problems, repeats) -> list[dict]:
         row = row_for("exact", instance, "exact.highs", [proof], target, "max", optimum=optimum)
         row["proved"] = bool(proof.info.get("optimal"))
         rows.append(row)
-        for name in ("tabu", "dwave.tabu"):
+        for name in [k for k in ("tabu", "dwave.tabu") if k in HEURISTICS]:
             solver = make(name, HEURISTICS[name], 0.1, None, "max")
             if solver is not None:
                 results = run_calls(solver, qubo, repeats, 0.1)
@@ -219,6 +219,17 @@ def versions() -> dict:
     return out
 
 
+def select(solvers: str | None, tabu_options: dict) -> None:
+    """Keep only the named solvers (of every family), and add ``tabu_options`` to tabu's."""
+    if solvers:
+        keep = set(solvers.split(","))
+        for table in (HEURISTICS, ANNEALERS):
+            for name in set(table) - keep:
+                del table[name]
+    if "tabu" in HEURISTICS:
+        HEURISTICS["tabu"] = {**HEURISTICS["tabu"], **tabu_options}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=Path, default=SHARED, help="the benchmarks folder")
@@ -236,7 +247,17 @@ def main() -> int:
         "in the bqp2500 and gset families (1000: enough that the budget ends the call)",
     )
     parser.add_argument("--gset", default=None, help="G-set graphs, e.g. 6,7,8 (default 1..count)")
+    parser.add_argument(
+        "--solvers", default=None, help="only these solvers, e.g. tabu,dwave.tabu (default all)"
+    )
+    parser.add_argument(
+        "--tabu-options",
+        type=json.loads,
+        default={},
+        help="JSON object of options added to tabu's, e.g. '{\"tenure\": 16}'",
+    )
     args = parser.parse_args()
+    select(args.solvers, args.tabu_options)
     qubo_dir, gset_dir = args.instances / "qubo", args.instances / "maxcut"
     if not qubo_dir.is_dir():
         print(f"{qubo_dir}: no such folder (use --instances)", file=sys.stderr)

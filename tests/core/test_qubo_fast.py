@@ -118,6 +118,36 @@ def test_tabu_stops_at_the_target():
     assert result.info["target_reached"] and result.wall_s < 20
 
 
+def _pm1_graph_qubo(n: int, seed: int) -> Qubo:
+    from qslm.qubo.maxcut import Graph, maxcut_qubo
+
+    rng = np.random.default_rng(seed)
+    rows, cols = np.triu_indices(n, 1)
+    keep = rng.random(rows.size) < 0.06
+    weights = rng.choice([-1.0, 1.0], size=int(keep.sum()))
+    return maxcut_qubo(Graph(n, rows[keep], cols[keep], weights))
+
+
+@pytest.mark.parametrize(
+    ("make", "tenure"),
+    [
+        (lambda: _pm1_graph_qubo(400, 0), 20),  # one magnitude of pair weights: n // 20
+        (lambda: _pm1_graph_qubo(60, 1), 5),
+        (lambda: random_qubo(400, density=0.05, seed=8), 8),  # normal weights: n // 50
+        (lambda: random_qubo(60, density=0.05, seed=8), 5),
+    ],
+)
+def test_tabu_default_tenure_is_longer_when_pair_weights_tie(make, tenure):
+    from qslm.qubo.tabu import default_tenure
+
+    q = make()
+    assert default_tenure(q) == tenure
+    for engine in ("numba", "numpy"):
+        solver = TabuSolver(TabuSolver.Options(engine=engine, num_chains=4, num_iterations=50))
+        span = solver.solve(q, seed=0).info["tenure"]
+        assert min(span) >= tenure and max(span) <= tenure + 4, engine
+
+
 def test_sparse_problem_beyond_the_dense_limit():
     n = 12_000
     rng = np.random.default_rng(0)
