@@ -128,7 +128,7 @@ class Estimate:
 
 def usable_cpus() -> int:
     try:
-        return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets
+        return max(1, len(os.sched_getaffinity(0)))  # respects taskset and container CPU sets
     except AttributeError:  # macOS and Windows have no affinity call
         return os.cpu_count() or 1
 

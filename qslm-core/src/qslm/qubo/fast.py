@@ -16,13 +16,14 @@ within a few milliseconds (plus the final polish).
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from qslm.resources import usable_cpus
 
 if TYPE_CHECKING:
     from qslm.qubo.model import Qubo
@@ -33,13 +34,6 @@ SLICE_S = 0.002  # target duration of one kernel call
 def available() -> bool:
     """Whether numba is installed (the kernels themselves compile on first use)."""
     return importlib.util.find_spec("numba") is not None
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def csr_coupling(q: Qubo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,7 +116,7 @@ def run_replicas(work: Callable[[int], Any], count: int, threads: int | None) ->
     """``work(k)`` for k in range(count) over ``threads`` threads (default: the usable
     cores), thread t taking k = t, t + threads, ...; a thread stops at the first None (the
     clock ran out). The results in replica order, Nones left out."""
-    workers = max(1, min(count, threads or usable_cores()))
+    workers = max(1, min(count, threads or usable_cpus()))
 
     def share(first: int) -> list[tuple[int, Any]]:
         out = []
